@@ -1,0 +1,139 @@
+"""Command-line flags -> ``SweepConfig`` -> library; the scripts in ``experiments/`` call these.
+
+Every flag maps to one config field; flags not given keep the preset's value,
+so a saved config can be compared with what a resumed command asks for. A bad
+input ends with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import pathlib
+import sys
+from collections.abc import Callable, Sequence
+
+from jaxwvae import config as config_lib
+from jaxwvae.errors import ConfigError, UserError
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every experiment shares with sweep.py (all default to 'not given')."""
+    S = argparse.SUPPRESS
+    g = parser.add_argument_group("sweep")
+    g.add_argument("--preset", choices=sorted(config_lib.PRESETS), default="paper_mnist",
+                   help="base configuration the other flags modify (default: paper_mnist)")
+    g.add_argument("--seeds", type=_count, default=S, help="train seeds 0..N-1 (default 30)")
+    g.add_argument("--seed-list", type=_ints, default=S, help="train these seeds, e.g. 3,7,11")
+    g.add_argument("--dataset", default=S, help="mnist or fashion_mnist")
+    g.add_argument("--epochs", type=_count, default=S, help="epochs (default 15)")
+    g.add_argument("--batch-size", type=_count, default=S, help="batch size (default 100)")
+    g.add_argument("--train-size", type=_count, default=S, help="use the first N training images")
+    g.add_argument("--test-size", type=_count, default=S, help="evaluate on the first N test images")
+    g.add_argument("--data-dir", default=S, help="folder with the IDX files (else $JAXWVAE_DATA_DIR, cache, download)")
+    g.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default runs/<dataset>_<objective>_<time>)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of one sweep's model, objective and λ rule."""
+    S = argparse.SUPPRESS
+    g = parser.add_argument_group("model and objective")
+    g.add_argument("--objective", default=S, help="w (ELBO_W), kl (ELBO_KL) or wae (WAE-MMD)")
+    g.add_argument("--lam", default=S, help="initial λ: a number, or uniform:LOW:HIGH drawn per replica")
+    g.add_argument("--lambda-rule", default=S, help="arima (adaptive, default for w) or fixed")
+    g.add_argument("--forecaster", default=S, help="device (default), host or statsmodels")
+    g.add_argument("--arima-order", type=_ints, default=S, help="p,d,q of the T forecaster (default 1,1,0)")
+    g.add_argument("--lambda-c", type=_float, default=S, help="step size c of the λ rule (default 0.05)")
+    g.add_argument("--refit-every", type=_count, default=S, help="statsmodels: refit every k steps, extend between")
+    g.add_argument("--latent-dim", type=_count, default=S, help="latent size m (default 20)")
+    g.add_argument("--hidden", type=_ints, default=S, help="encoder widths (default 512,256)")
+    g.add_argument("--sigma-max-one", action="store_const", const=True, default=S,
+                   help="the paper's adjusted ReLU: keep every σ <= 1")
+    g.add_argument("--learning-rate", type=_float, default=S, help="Adam step size (default 1e-3)")
+    g.add_argument("--steps-per-call", type=_count, default=S, help="steps per compiled call (default 100)")
+    g.add_argument("--checkpoint-every", type=_count, default=S, help="steps between checkpoints (0: none)")
+    g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    g.add_argument("--overwrite", action="store_true", help="replace the run saved in --out")
+    g.add_argument("--plots", action="store_true", help="write PNG plots of T, λ and the loss into --out")
+
+
+_NOT_CONFIG = {"preset", "out", "no_progress", "resume", "overwrite", "plots", "seed_list"}
+
+
+def config_from_args(args: argparse.Namespace) -> config_lib.SweepConfig:
+    """The preset with every given flag applied."""
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
+    if "seeds" in given and "seed_list" in vars(args):
+        raise ConfigError("pass --seeds N or --seed-list, not both")
+    if "seeds" in given:
+        n = given["seeds"]
+        if n < 1:
+            raise ConfigError(f"--seeds {n}: a sweep needs at least one seed; pass --seeds 1 or more")
+        given["seeds"] = tuple(range(n))
+    if "seed_list" in vars(args):
+        given["seeds"] = args.seed_list
+    given = {k: v for k, v in given.items() if k in {f.name for f in dataclasses.fields(config_lib.SweepConfig)}}
+    return config_lib.PRESETS[args.preset](**given)
+
+
+def default_out(config: config_lib.SweepConfig, stem: str = "") -> pathlib.Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = stem or f"{config.dataset}_{config.objective}"
+    return pathlib.Path("runs") / f"{name}_{stamp}"
+
+
+def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None) -> int:
+    """Run ``main``; a UserError becomes one line on stderr and exit status 2."""
+    try:
+        return main(sys.argv[1:] if argv is None else argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def sweep_main(argv: Sequence[str]) -> int:
+    """``experiments/sweep.py``: one sweep of seeds as one program."""
+    parser = argparse.ArgumentParser(prog="sweep.py", description=__doc__)
+    add_common_flags(parser)
+    add_sweep_flags(parser)
+    args = parser.parse_args(argv)
+    from jaxwvae import sweep
+
+    config = config_from_args(args)
+    out = args.out or default_out(config)
+    results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
+                        progress=not args.no_progress, command=["sweep.py", *argv])
+    if args.plots:
+        from jaxwvae import plots
+
+        plots.write_run_plots(out)
+    t = results["timing"]
+    print(f"{t['replicas']} replicas x {t['steps']} steps: compile {t['compile_s']:.1f} s, "
+          f"train {t['train_s']:.1f} s on {results['device']}; results in {out}")
+    return 0

@@ -1,0 +1,207 @@
+"""Sweep configuration: one frozen dataclass with the paper's defaults, presets and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import NamedTuple
+
+from jaxwvae.errors import ConfigError
+
+DATASETS = ("mnist", "fashion_mnist")
+OBJECTIVES = ("w", "kl", "wae")
+LAMBDA_RULES = ("fixed", "arima")
+FORECASTERS = ("device", "host", "statsmodels")
+
+
+class LamInit(NamedTuple):
+    """Initial λ per replica: ``low == high`` for one value, else uniform on [low, high)."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def parse(cls, text: str) -> LamInit:
+        """``"1.0"`` or ``"uniform:LOW:HIGH"``; a ConfigError says what is wrong."""
+        fix = "pass --lam 1.0 or --lam uniform:0:20"
+        parts = str(text).split(":")
+        try:
+            if len(parts) == 1:
+                low = high = float(parts[0])
+            elif len(parts) == 3 and parts[0] == "uniform":
+                low, high = float(parts[1]), float(parts[2])
+            else:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"--lam {text!r} is not a number or uniform:LOW:HIGH; {fix}") from None
+        if not (low >= 0 and high >= 0):
+            raise ConfigError(f"--lam {text!r} is negative; λ weighs a distance and must be >= 0; {fix}")
+        if high < low:
+            raise ConfigError(f"--lam {text!r} has LOW > HIGH; write the range as uniform:{high:g}:{low:g}")
+        if not all(map(_finite, (low, high))):
+            raise ConfigError(f"--lam {text!r} is not finite; {fix}")
+        return cls(low, high)
+
+    def __str__(self) -> str:
+        return f"{self.low:g}" if self.low == self.high else f"uniform:{self.low:g}:{self.high:g}"
+
+
+def _finite(v: float) -> bool:
+    return v == v and abs(v) != float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """Everything a sweep needs; the defaults are the paper's MNIST setting (section 4).
+
+    Fields left ``None`` are filled by :meth:`resolved` from the objective:
+    λ from its registry default (1 for ``w`` and ``kl``, 10 for ``wae``), the
+    λ rule ``arima`` for ``w`` (the paper's adaptive schedule), ``fixed`` otherwise.
+    The optimiser is Adam at ``learning_rate`` (the paper names none).
+    """
+
+    dataset: str = "mnist"
+    objective: str = "w"
+    seeds: tuple[int, ...] = tuple(range(30))
+    lam: str | None = None
+    lambda_rule: str | None = None
+    forecaster: str = "device"
+    arima_order: tuple[int, int, int] = (1, 1, 0)
+    lambda_c: float = 0.05
+    refit_every: int = 1
+    epochs: int = 15
+    batch_size: int = 100
+    train_size: int | None = None
+    test_size: int | None = None
+    latent_dim: int = 20
+    hidden: tuple[int, ...] = (512, 256)
+    sigma_max_one: bool = False
+    learning_rate: float = 1e-3
+    data_dir: str | None = None
+    steps_per_call: int = 100
+    checkpoint_every: int = 600
+
+    # ------------------------------------------------------------------ derived values
+    def resolved(self) -> SweepConfig:
+        """The same config with every ``None`` default filled in (validated first)."""
+        self.validate()
+        from jaxwvae import objectives
+
+        lam = self.lam if self.lam is not None else f"{objectives.get(self.objective).default_lam:g}"
+        rule = self.lambda_rule or ("arima" if self.objective == "w" else "fixed")
+        out = dataclasses.replace(self, lam=str(LamInit.parse(lam)), lambda_rule=rule)
+        out.validate()
+        return out
+
+    @property
+    def lam_init(self) -> LamInit:
+        return LamInit.parse(self.lam if self.lam is not None else "1")
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_json(cls, d: dict) -> SweepConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ConfigError(f"config has unknown fields {sorted(unknown)}; it was written by another version")
+        d = dict(d)
+        for name in ("seeds", "arima_order", "hidden"):
+            if name in d:
+                d[name] = tuple(d[name])
+        return cls(**d)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ConfigError naming the flag, the bad value and the fix."""
+
+        def bad(field: str, problem: str, fix: str):
+            flag = "--" + field.replace("_", "-")
+            value = getattr(self, field)
+            raise ConfigError(f"{flag} {_show(value)}: {problem}; {fix}")
+
+        if self.dataset not in DATASETS:
+            bad("dataset", "unknown dataset", f"choose one of {', '.join(DATASETS)}")
+        if self.objective not in OBJECTIVES:
+            bad("objective", "unknown objective", f"choose one of {', '.join(OBJECTIVES)}")
+        if len(self.seeds) == 0:
+            bad("seeds", "a sweep needs at least one seed", "pass --seeds N with N >= 1 or --seed-list 0,1,2")
+        if any((not isinstance(s, int)) or s < 0 or s >= 2**31 for s in self.seeds):
+            bad("seeds", "seeds must be integers in [0, 2**31)", "pass --seed-list 0,1,2")
+        if len(set(self.seeds)) != len(self.seeds):
+            bad("seeds", "a seed appears twice", "list each seed once")
+        if self.lam is not None:
+            LamInit.parse(self.lam)
+        if self.lambda_rule is not None and self.lambda_rule not in LAMBDA_RULES:
+            bad("lambda_rule", "unknown rule", f"choose one of {', '.join(LAMBDA_RULES)}")
+        if self.lambda_rule == "arima" and self.objective != "w":
+            bad("lambda_rule", f"the adaptive rule weighs W2 and needs --objective w, not {self.objective}",
+                "pass --lambda-rule fixed")
+        if self.forecaster not in FORECASTERS:
+            bad("forecaster", "unknown forecaster", f"choose one of {', '.join(FORECASTERS)}")
+        order = self.arima_order
+        if len(order) != 3 or any((not isinstance(v, int)) or v < 0 for v in order) or order[0] + order[2] > 10 or order[1] > 2:
+            bad("arima_order", "not an ARIMA order p,d,q of small non-negative integers (p + q <= 10, d <= 2)",
+                "pass e.g. --arima-order 1,1,0")
+        if self.forecaster in ("device", "host") and order[2] != 0:
+            bad("arima_order", f"the {self.forecaster} forecaster fits ARIMA(p, d, 0) only",
+                "use q = 0, or --forecaster statsmodels for moving-average terms")
+        if self.forecaster == "statsmodels" and sum(order) == 0:
+            bad("arima_order", "statsmodels needs at least one parameter", "pass e.g. --arima-order 1,1,0")
+        if not (self.lambda_c > 0 and _finite(self.lambda_c)):
+            bad("lambda_c", "c must be a positive number", "pass e.g. --lambda-c 0.05 (the paper's value)")
+        if self.refit_every < 1:
+            bad("refit_every", "must be >= 1", "pass --refit-every 1 to refit statsmodels every step")
+        if self.epochs < 1:
+            bad("epochs", "must be >= 1", "pass --epochs 15 (the paper's value)")
+        if self.batch_size < 2:
+            bad("batch_size", "must be >= 2", "pass --batch-size 100 (the paper's value)")
+        if self.train_size is not None:
+            if self.train_size < 1:
+                bad("train_size", "must be >= 1", "omit it to train on the whole training split")
+            if self.batch_size > self.train_size:
+                bad("batch_size", f"is larger than --train-size {self.train_size}",
+                    "pass a smaller --batch-size or a larger --train-size")
+        if self.test_size is not None and self.test_size < 1:
+            bad("test_size", "must be >= 1", "omit it to evaluate on the whole test split")
+        if self.latent_dim < 1:
+            bad("latent_dim", "must be >= 1", "pass e.g. --latent-dim 20")
+        if not self.hidden or any(w < 1 for w in self.hidden):
+            bad("hidden", "needs positive widths", "pass e.g. --hidden 512,256")
+        if not (self.learning_rate > 0 and _finite(self.learning_rate)):
+            bad("learning_rate", "must be a positive number", "pass e.g. --learning-rate 1e-3")
+        if self.steps_per_call < 1:
+            bad("steps_per_call", "must be >= 1", "pass e.g. --steps-per-call 100")
+        if self.checkpoint_every < 0:
+            bad("checkpoint_every", "must be >= 0", "pass 0 to turn checkpoints off, or a number of steps")
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "(empty)"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+# ---------------------------------------------------------------------- presets
+def paper_mnist(**overrides) -> SweepConfig:
+    """The paper's MNIST sweep: 30 seeds, ELBO_W with the adaptive λ, 15 epochs, batch 100.
+
+    Command: ``python experiments/sweep.py --seeds 30``.
+    """
+    return dataclasses.replace(SweepConfig(), **overrides)
+
+
+def paper_fashion(**overrides) -> SweepConfig:
+    """The paper's Fashion-MNIST sweep; command: ``python experiments/sweep.py --seeds 30 --dataset fashion_mnist``."""
+    return dataclasses.replace(SweepConfig(dataset="fashion_mnist"), **overrides)
+
+
+def smoke(**overrides) -> SweepConfig:
+    """A tiny CPU run (2 seeds, 2,000 images, 1 epoch) for tests and a first look."""
+    base = SweepConfig(seeds=(0, 1), epochs=1, train_size=2000, test_size=1000, steps_per_call=10,
+                       checkpoint_every=0)
+    return dataclasses.replace(base, **overrides)
+
+
+PRESETS = {"paper_mnist": paper_mnist, "paper_fashion": paper_fashion, "smoke": smoke}

@@ -1,0 +1,170 @@
+r"""The paper's adaptive λ (section 3, Appendix C), as pure functions on array state.
+
+After step ``t`` with batch-mean gap ``T_t`` and a forecast ``T̂_{t+1}``::
+
+    β = 1 / (1 + exp(T̂_{t+1} − T_t)) − (1 + sign T̂_{t+1}) / 2
+    λ_{t+1} = max(λ_min, λ_t + c · β)
+
+Choices where the paper is silent, each tested:
+
+* ``sign(0) = +1``: the paper's prose puts ``T̂ = 0`` in the "λ decreases"
+  branch ("if T_{t+1} >= 0, β = ... − 1 is negative"), so ``β < 0`` iff ``T̂ >= 0``.
+* ``λ_min = 0``: β lies in (−1, 1), so λ could cross zero; a negative weight
+  would reward moving away from the prior, so λ is clamped at 0.
+* Warm-up: the forecast is the last value (``T̂_{t+1} = T_t``, β = ±1/2) until
+  the estimator has at least ``max(p, 1)`` regression pairs.
+
+Rules follow optax's ``init``/``update`` shape: a :class:`LambdaRule` is a pair
+of pure functions over a ``NamedTuple`` state of arrays, so one replica's rule
+state lives inside its train state and vmaps over replicas. The ARIMA(p, d, 0)
+estimator is written once over an array namespace ``xp``: with ``jax.numpy``
+it runs fused in the compiled step (``forecaster='device'``), with NumPy it
+runs on the host over all replicas at once (``forecaster='host'``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+LAMBDA_C = 0.05  # the paper's c (Appendix B)
+LAMBDA_MIN = 0.0
+
+
+def beta(t_forecast, t_now, xp=jnp):
+    """β = sigmoid(T_t − T̂_{t+1}) − [T̂_{t+1} >= 0]; negative iff ``t_forecast >= 0``."""
+    # 1 / (1 + exp(a)) written as (1 - tanh(a / 2)) / 2, which never overflows.
+    return 0.5 * (1.0 - xp.tanh(0.5 * (t_forecast - t_now))) - xp.where(t_forecast >= 0, 1.0, 0.0)
+
+
+def next_lambda(lam, t_forecast, t_now, c=LAMBDA_C, lam_min=LAMBDA_MIN, xp=jnp):
+    """λ_{t+1} = max(λ_min, λ_t + c · β(T̂_{t+1}, T_t)), in the dtype of ``lam``."""
+    lam = xp.asarray(lam)
+    return xp.maximum(lam + c * beta(t_forecast, t_now, xp=xp), lam_min).astype(lam.dtype)
+
+
+# --------------------------------------------------------------------------------------
+# ARIMA(p, d, 0) by conditional least squares with running sums.
+# --------------------------------------------------------------------------------------
+
+
+class ArimaState(NamedTuple):
+    """Running sums of the CLS fit of an AR(p) on the d-th differences of T, no constant.
+
+    Leading axes (if any) index replicas.
+    """
+
+    count: Any  # int32 [...]: values of T seen
+    tail: Any  # [..., p + d]: the last p + d values of T, oldest first (zeros before they exist)
+    sxx: Any  # [..., p, p]: sum of x x^T over regression pairs
+    sxy: Any  # [..., p]: sum of x y
+
+
+def _diff(a, d: int, xp):
+    for _ in range(d):
+        a = a[..., 1:] - a[..., :-1]
+    return a
+
+
+def arima_init(order, batch_shape=(), dtype=np.float32, xp=jnp) -> ArimaState:
+    """Empty ARIMA(p, d, 0) state (no history)."""
+    p, d, _ = order
+    return ArimaState(
+        count=xp.zeros(batch_shape, dtype=np.int32),
+        tail=xp.zeros((*batch_shape, p + d), dtype=dtype),
+        sxx=xp.zeros((*batch_shape, p, p), dtype=dtype),
+        sxy=xp.zeros((*batch_shape, p), dtype=dtype),
+    )
+
+
+def arima_coefficients(state: ArimaState, order, xp=jnp):
+    """φ̂ = (Σ x xᵀ + δ I)⁻¹ Σ x y, with δ = 1e-6 · tr(Σ x xᵀ) / p (a guard for singular sums)."""
+    p = order[0]
+    trace = xp.trace(state.sxx, axis1=-2, axis2=-1)[..., None, None]
+    ridge = (1e-6 * trace / p + 1e-30) * xp.eye(p, dtype=state.sxx.dtype)
+    return xp.linalg.solve(state.sxx + ridge, state.sxy[..., None])[..., 0]
+
+
+def arima_update(state: ArimaState, t_value, order, xp=jnp):
+    """Add ``T_t`` to the fit and forecast ``T̂_{t+1}``. O(p³ + d) per call, independent of t.
+
+    With ``y`` the d-th differences of T, the fit regresses ``y_s`` on
+    ``(y_{s-1}, …, y_{s-p})``; the forecast is ``ŷ = φ̂ · (y_t, …, y_{t-p+1})``
+    undone through the differencing, e.g. ``T̂ = T_t + ŷ`` for d = 1.
+
+    Returns:
+      ``(new_state, forecast)``.
+    """
+    p, d, q = order
+    if q != 0:
+        raise ValueError(f"the running-sum estimator fits ARIMA(p, d, 0); got order {order}")
+    t_value = xp.asarray(t_value, dtype=state.tail.dtype)
+    ext = xp.concatenate([state.tail, t_value[..., None]], axis=-1)  # [..., p + d + 1]
+    count = state.count + 1
+    y = _diff(ext, d, xp)  # [..., p + 1]: y_{t-p}, …, y_t
+    pairs = xp.maximum(count - p - d, 0)
+    sxx, sxy = state.sxx, state.sxy
+    if p > 0:
+        x = y[..., :-1][..., ::-1]  # regressors of the newest y, most recent first
+        new_pair = (pairs > 0)[..., None]
+        sxy = sxy + xp.where(new_pair, x * y[..., -1:], 0.0)
+        sxx = sxx + xp.where(new_pair[..., None], x[..., :, None] * x[..., None, :], 0.0)
+    new_state = ArimaState(count, ext[..., 1:], sxx, sxy)
+
+    if p > 0:
+        phi = arima_coefficients(new_state, order, xp=xp)
+        y_hat = xp.sum(phi * y[..., 1:][..., ::-1], axis=-1)
+    else:
+        y_hat = xp.zeros_like(t_value)
+    # Undo the differencing: T̂_{t+1} = ŷ + Σ_k (−1)^{k+1} C(d, k) T_{t+1−k}.
+    forecast = y_hat
+    for k in range(1, d + 1):
+        forecast = forecast + (-1) ** (k + 1) * math.comb(d, k) * ext[..., -k]
+    ready = (pairs >= max(p, 1)) & (count > d)
+    return new_state, xp.where(ready, forecast, t_value)
+
+
+# --------------------------------------------------------------------------------------
+# Rules: λ and its forecaster behind one init/update pair.
+# --------------------------------------------------------------------------------------
+
+
+class LambdaRule(NamedTuple):
+    """``init() -> state``; ``update(t_value, state, lam) -> (lam_next, state, t_forecast)``."""
+
+    init: Callable[[], Any]
+    update: Callable[[Any, Any, Any], tuple[Any, Any, Any]]
+
+
+class NoState(NamedTuple):
+    pass
+
+
+def fixed() -> LambdaRule:
+    """λ never moves; the forecast is NaN."""
+
+    def update(t_value, state, lam):
+        return lam, state, jnp.full_like(t_value, jnp.nan)
+
+    return LambdaRule(lambda: NoState(), update)
+
+
+def arima(order=(1, 1, 0), c=LAMBDA_C, lam_min=LAMBDA_MIN, xp=jnp, batch_shape=()) -> LambdaRule:
+    """The paper's rule with the running-sum ARIMA(p, d, 0) forecaster.
+
+    ``xp=jnp`` for one replica inside the compiled step; ``xp=np`` with
+    ``batch_shape=(replicas,)`` for the host, where one call updates all replicas.
+    """
+
+    def init():
+        return arima_init(order, batch_shape, xp=xp)
+
+    def update(t_value, state, lam):
+        state, forecast = arima_update(state, t_value, order, xp=xp)
+        return next_lambda(lam, forecast, t_value, c, lam_min, xp=xp), state, forecast
+
+    return LambdaRule(init, update)

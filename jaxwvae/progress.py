@@ -1,0 +1,42 @@
+"""A small progress bar for the host loop (stderr; one line, redrawn on a terminal)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """``Progress(total)``; call ``update(done, **values)`` after each chunk and ``close()`` at the end.
+
+    On a terminal the line is redrawn in place; elsewhere (logs, CI) a line is
+    printed at most every ``min_interval`` seconds.
+    """
+
+    def __init__(self, total: int, *, label: str = "steps", enabled: bool = True, stream=None,
+                 min_interval: float = 10.0):
+        self.total, self.label, self.enabled = total, label, enabled
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.min_interval = 0.1 if self.tty else min_interval
+        self.start = time.perf_counter()
+        self.last = -float("inf")
+
+    def update(self, done: int, **values) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < self.min_interval and done < self.total):
+            return
+        self.last = now
+        elapsed = now - self.start
+        frac = done / self.total if self.total else 1.0
+        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        extra = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+        line = f"[{bar}] {done}/{self.total} {self.label}  {elapsed:.1f}s  eta {eta:.1f}s  {extra}"
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

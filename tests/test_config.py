@@ -1,0 +1,89 @@
+"""SweepConfig: defaults, resolution, validation messages, JSON round trip."""
+
+import dataclasses
+
+import pytest
+
+from jaxwvae import config as config_lib
+from jaxwvae.config import LamInit, SweepConfig
+from jaxwvae.errors import ConfigError
+
+
+def test_defaults_are_the_papers_mnist_setting():
+    c = SweepConfig()
+    assert (c.dataset, c.objective, len(c.seeds), c.epochs, c.batch_size) == ("mnist", "w", 30, 15, 100)
+    assert (c.lambda_c, c.arima_order) == (0.05, (1, 1, 0))
+
+
+@pytest.mark.parametrize("objective, lam, rule", [("w", "1", "arima"), ("kl", "1", "fixed"), ("wae", "10", "fixed")])
+def test_resolved_fills_objective_defaults(objective, lam, rule):
+    c = SweepConfig(objective=objective).resolved()
+    assert (c.lam, c.lambda_rule) == (lam, rule)
+
+
+def test_lam_init_parses_values_and_ranges():
+    assert LamInit.parse("2.5") == (2.5, 2.5)
+    assert LamInit.parse("uniform:0:20") == (0.0, 20.0)
+    assert str(LamInit.parse("uniform:0:20")) == "uniform:0:20"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("-1", "negative"),
+    ("uniform:-1:3", "negative"),
+    ("uniform:5:1", "uniform:1:5"),
+    ("abc", "not a number"),
+    ("normal:0:1", "not a number or uniform"),
+    ("inf", "not finite"),
+])
+def test_bad_lam_says_what_and_how(text, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        LamInit.parse(text)
+    assert "--lam" in str(e.value)
+
+
+@pytest.mark.parametrize("changes, flag", [
+    ({"dataset": "cifar"}, "--dataset 'cifar'"),
+    ({"objective": "gan"}, "--objective 'gan'"),
+    ({"seeds": ()}, "--seeds"),
+    ({"seeds": (1, 1)}, "--seeds"),
+    ({"seeds": (-1,)}, "--seeds"),
+    ({"lambda_rule": "cosine"}, "--lambda-rule"),
+    ({"objective": "kl", "lambda_rule": "arima"}, "--lambda-rule"),
+    ({"forecaster": "gpu"}, "--forecaster"),
+    ({"arima_order": (1, 1)}, "--arima-order"),
+    ({"arima_order": (1, -1, 0)}, "--arima-order"),
+    ({"arima_order": (1, 1, 1)}, "--arima-order"),  # device forecaster: no MA terms
+    ({"lambda_c": 0.0}, "--lambda-c"),
+    ({"epochs": 0}, "--epochs"),
+    ({"batch_size": 500, "train_size": 100}, "--batch-size"),
+    ({"train_size": 0}, "--train-size"),
+    ({"latent_dim": 0}, "--latent-dim"),
+    ({"hidden": ()}, "--hidden"),
+    ({"learning_rate": -1.0}, "--learning-rate"),
+    ({"steps_per_call": 0}, "--steps-per-call"),
+])
+def test_validate_names_the_flag_and_the_fix(changes, flag):
+    with pytest.raises(ConfigError) as e:
+        dataclasses.replace(SweepConfig(), **changes).validate()
+    message = str(e.value)
+    assert message.startswith(flag), message
+    assert ";" in message  # what is wrong; how to fix it
+
+
+def test_statsmodels_forecaster_accepts_moving_average_terms():
+    SweepConfig(forecaster="statsmodels", arima_order=(1, 1, 1)).validate()
+
+
+def test_json_round_trip():
+    c = config_lib.smoke(seeds=(3, 7), hidden=(64, 32)).resolved()
+    assert SweepConfig.from_json(c.to_json()) == c
+
+
+def test_from_json_refuses_unknown_fields():
+    with pytest.raises(ConfigError, match="unknown fields"):
+        SweepConfig.from_json({"dataset": "mnist", "warp_speed": 9})
+
+
+def test_presets_validate():
+    for preset in config_lib.PRESETS.values():
+        preset().resolved()

@@ -1,0 +1,145 @@
+"""The sweep engine: outputs, replica = solo, one compile, the λ recursion in the file, host = device."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxwvae import config as config_lib
+from jaxwvae import lambda_rule, sweep, train
+
+
+def small(data_dir, **changes):
+    """2,000 training images, 500 test images, a narrow model: a few seconds on CPU."""
+    base = dict(seeds=(0, 1), epochs=1, train_size=2000, test_size=500, hidden=(64, 32), latent_dim=8,
+                steps_per_call=5, checkpoint_every=0, data_dir=str(data_dir))
+    base.update(changes)
+    return config_lib.SweepConfig(**base)
+
+
+def load(out):
+    results = json.loads((out / "results.json").read_text())
+    with np.load(out / "history.npz") as h:
+        history = {k: h[k] for k in h.files}
+    return results, history
+
+
+@pytest.fixture(scope="module")
+def arima_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("arima")
+    sweep.run(small(data_dir, seeds=(0, 1, 2), lam="uniform:0:20"), out, progress=False)
+    return load(out)
+
+
+def test_outputs_have_the_documented_shape(arima_run):
+    results, history = arima_run
+    assert set(results) >= {"config", "device", "timing", "runs"}
+    assert set(results["timing"]) >= {"compile_s", "train_s", "steps", "replicas"}
+    assert results["timing"]["steps"] == 20 and results["timing"]["replicas"] == 3
+    assert [r["seed"] for r in results["runs"]] == [0, 1, 2]
+    for r in results["runs"]:
+        assert set(r) >= {"seed", "loss", "rec", "w2", "kl", "t_gap", "lam_init", "lam_final", "diverged"}
+        assert np.isfinite(r["loss"]) and not r["diverged"]
+        np.testing.assert_allclose(r["t_gap"], r["w2"] - r["kl"], rtol=1e-4, atol=1e-4)
+    for name in ("loss", "rec", "t_gap", "lam", "t_forecast"):
+        assert history[name].shape == (3, 20)
+    np.testing.assert_array_equal(history["seeds"], [0, 1, 2])
+
+
+def test_loss_falls(arima_run):
+    _, history = arima_run
+    assert np.all(history["loss"][:, -3:].mean(1) < 0.9 * history["loss"][:, :3].mean(1))  # 20 steps of Adam
+
+
+def test_lambda_recursion_holds_in_the_file(arima_run):
+    results, h = arima_run
+    c = results["config"]["lambda_c"]
+    expected = lambda_rule.next_lambda(h["lam"][:, :-1], h["t_forecast"][:, :-1], h["t_gap"][:, :-1], c=c, xp=np)
+    np.testing.assert_allclose(h["lam"][:, 1:], expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose([r["lam_final"] for r in results["runs"]],
+                               lambda_rule.next_lambda(h["lam"][:, -1], h["t_forecast"][:, -1],
+                                                       h["t_gap"][:, -1], c=c, xp=np), rtol=1e-6)
+    assert np.all(np.isfinite(h["t_forecast"]))
+
+
+def test_uniform_lambda_draws_one_value_per_replica(arima_run):
+    results, h = arima_run
+    lam0 = [r["lam_init"] for r in results["runs"]]
+    assert len(set(lam0)) == 3 and all(0 <= v < 20 for v in lam0)
+    np.testing.assert_array_equal(h["lam"][:, 0], np.float32(lam0))
+
+
+def test_fixed_rule_keeps_lambda_and_writes_nan_forecasts(data_dir, tmp_path):
+    sweep.run(small(data_dir, lambda_rule="fixed", lam="2.5", epochs=1), tmp_path, progress=False)
+    results, h = load(tmp_path)
+    assert np.all(h["lam"] == 2.5) and np.all(np.isnan(h["t_forecast"]))
+    assert all(r["lam_final"] == 2.5 for r in results["runs"])
+
+
+def test_replica_equals_the_same_seed_trained_alone(data_dir, tmp_path, arima_run):
+    # The seed's key alone decides its init, λ₀, data order and noise, so replica 1 of the 3-seed sweep
+    # must follow seed 1 trained alone. Only float rounding may differ (vmapped vs unbatched matmuls).
+    sweep.run(small(data_dir, seeds=(1,), lam="uniform:0:20"), tmp_path, progress=False)
+    solo_results, solo = load(tmp_path)
+    results, swept = arima_run
+    for name in ("loss", "rec", "t_gap", "lam"):
+        np.testing.assert_allclose(swept[name][1], solo[name][0], rtol=1e-4, atol=1e-4, err_msg=name)
+    for key in ("loss", "rec", "lam_final"):
+        np.testing.assert_allclose(results["runs"][1][key], solo_results["runs"][0][key], rtol=1e-4)
+
+
+def test_the_step_is_traced_once_per_run(data_dir, tmp_path, monkeypatch):
+    traces = []
+    original = train.train_step
+
+    def counting(state, x):
+        traces.append(1)
+        return original(state, x)
+
+    monkeypatch.setattr(train, "train_step", counting)
+    # 2 epochs of 4 chunks each: 8 compiled calls, one trace.
+    sweep.run(small(data_dir, epochs=2), tmp_path, progress=False)
+    assert len(traces) == 1
+
+
+def test_host_forecaster_equals_device_forecaster(data_dir, tmp_path_factory):
+    runs = {}
+    for forecaster in ("device", "host"):
+        out = tmp_path_factory.mktemp(forecaster)
+        sweep.run(small(data_dir, forecaster=forecaster, lam="uniform:0:5"), out, progress=False)
+        runs[forecaster] = load(out)[1]
+    for name in ("lam", "t_forecast", "t_gap", "loss"):
+        np.testing.assert_allclose(runs["host"][name], runs["device"][name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
+    config = small(data_dir, seeds=(0, 1, 2), lambda_rule="fixed", lam="1").resolved()
+    images_np = sweep.load_split(config, "train")
+    plan = sweep.make_plan(config, len(images_np), jax.device_count())
+    engine = sweep.Engine(config, plan, images_np.shape[1])
+    images = engine.put_images(images_np)
+
+    def run(poison):
+        states = engine.init_states()
+        if poison:  # an infinite λ makes replica 1's loss infinite at its first step
+            states = engine.set_lam(states, np.array([1.0, np.inf, 1.0], np.float32))
+        engine.compile(states, images)
+        collected = []
+        orders = engine.orders(states, 0)
+        for first in range(0, plan.steps_per_epoch, plan.chunk):
+            states, metrics = engine.run_chunk(states, images, orders, first)
+            collected.append(sweep.to_host(metrics)["loss"])
+        return sweep.to_host(states), np.concatenate(collected, axis=1)
+
+    clean_states, clean_loss = run(False)
+    poisoned_states, poisoned_loss = run(True)
+    assert poisoned_states.diverged_step.tolist() == [-1, 0, -1]
+    assert np.all(np.isnan(poisoned_loss[1]))
+    np.testing.assert_array_equal(poisoned_loss[[0, 2]], clean_loss[[0, 2]])
+    for a, b in zip(jax.tree_util.tree_leaves(clean_states.params), jax.tree_util.tree_leaves(poisoned_states.params)):
+        np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])
+    # the frozen replica kept its initial parameters
+    fresh = sweep.to_host(engine.init_states())
+    for a, b in zip(jax.tree_util.tree_leaves(fresh.params), jax.tree_util.tree_leaves(poisoned_states.params)):
+        np.testing.assert_array_equal(a[1], b[1])
