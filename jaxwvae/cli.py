@@ -83,8 +83,8 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
 _NOT_CONFIG = {"preset", "out", "no_progress", "resume", "overwrite", "plots", "seed_list"}
 
 
-def config_from_args(args: argparse.Namespace) -> config_lib.SweepConfig:
-    """The preset with every given flag applied."""
+def given_fields(args: argparse.Namespace) -> dict:
+    """The config fields the command line sets explicitly."""
     given = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     if "seeds" in given and "seed_list" in vars(args):
         raise ConfigError("pass --seeds N or --seed-list, not both")
@@ -95,8 +95,12 @@ def config_from_args(args: argparse.Namespace) -> config_lib.SweepConfig:
         given["seeds"] = tuple(range(n))
     if "seed_list" in vars(args):
         given["seeds"] = args.seed_list
-    given = {k: v for k, v in given.items() if k in {f.name for f in dataclasses.fields(config_lib.SweepConfig)}}
-    return config_lib.PRESETS[args.preset](**given)
+    return {k: v for k, v in given.items() if k in {f.name for f in dataclasses.fields(config_lib.SweepConfig)}}
+
+
+def config_from_args(args: argparse.Namespace) -> config_lib.SweepConfig:
+    """The preset with every given flag applied."""
+    return config_lib.PRESETS[args.preset](**given_fields(args))
 
 
 def default_out(config: config_lib.SweepConfig, stem: str = "") -> pathlib.Path:
@@ -125,7 +129,15 @@ def sweep_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     from jaxwvae import sweep
 
-    config = config_from_args(args)
+    if args.resume:
+        if args.out is None:
+            raise UserError("--resume needs --out DIR, the folder of the run to continue")
+        if args.overwrite:
+            raise UserError("pass --resume or --overwrite, not both")
+        saved = sweep.config_for_resume(args.out, None)
+        config = dataclasses.replace(saved, **given_fields(args))
+    else:
+        config = config_from_args(args)
     out = args.out or default_out(config)
     results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
                         progress=not args.no_progress, command=["sweep.py", *argv])

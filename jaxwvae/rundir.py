@@ -55,8 +55,8 @@ def read_json(path):
         return json.load(f)
 
 
-def prepare(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
-    """Make ``out`` ready to receive a run and return it.
+def check(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
+    """Refuse an ``out`` that cannot receive this run, without touching anything.
 
     A folder that already holds a run's files is used only with ``resume``
     (continue it) or ``overwrite`` (delete those files first); anything else is
@@ -66,17 +66,30 @@ def prepare(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Pa
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder; pass a folder path")
     existing = [name for name in OUTPUTS if (out / name).exists()]
-    if resume:
-        if not (out / CONFIG).exists():
-            raise UserError(f"--resume: {out} holds no {CONFIG} of an earlier run; "
-                            f"drop --resume to start a new run there")
-    elif existing:
-        if not overwrite:
-            raise UserError(f"--out {out} already holds a run ({', '.join(existing)}); "
-                            f"pass --resume to continue it, --overwrite to replace it, or another --out")
-        for name in existing:
+    if resume and not (out / CONFIG).exists():
+        raise UserError(f"--resume: {out} holds no {CONFIG} of an earlier run; drop --resume to start a new run there")
+    if existing and not (resume or overwrite):
+        raise UserError(f"--out {out} already holds a run ({', '.join(existing)}); "
+                        f"pass --resume to continue it, --overwrite to replace it, or another --out")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: cannot write there ({parent} is not a writable folder); "
+                        f"pass a folder you can write")
+    return out
+
+
+def prepare(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
+    """:func:`check`, then create ``out`` (deleting an earlier run's files with ``overwrite``)."""
+    out = check(out, resume=resume, overwrite=overwrite)
+    if overwrite and not resume:
+        for name in OUTPUTS:
             target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test."):

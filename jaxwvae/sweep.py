@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+import pathlib
 import sys
 import time
 
@@ -22,6 +22,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxwvae import data, lambda_rule, objectives, rundir, train
+from jaxwvae.checkpoint import Checkpoints
 from jaxwvae.config import SweepConfig
 from jaxwvae.errors import UserError
 from jaxwvae.models import VAE
@@ -173,6 +174,12 @@ class Engine:
     def run_chunk(self, states, images, orders, first_batch):
         return self.compiled_chunk(states, images, orders, jnp.asarray(first_batch, jnp.int32))
 
+    def metric_names(self, states, images) -> list[str]:
+        """The names of the per-step metrics the chunk returns (traced, not run)."""
+        orders = jax.eval_shape(self._order, states, 0, self.plan.n_train)
+        _, metrics = jax.eval_shape(self._chunk, states, images, orders, 0)
+        return sorted(metrics)
+
     def set_lam(self, states, lam):
         return states.replace(lam=jax.device_put(np.asarray(lam, np.float32), self.sharded))
 
@@ -187,67 +194,142 @@ class Engine:
         return to_host(fn(states, self.put_images(images_u8[:n])))
 
 
-def _empty_history(names, replicas: int, steps: int) -> dict:
-    return {name: np.full((replicas, steps), np.nan, np.float32) for name in names}
+def config_for_resume(out, requested: SweepConfig | None) -> SweepConfig:
+    """The config saved in ``out``; a requested config that differs from it is a UserError."""
+    path = pathlib.Path(out) / rundir.CONFIG
+    if not path.exists():
+        raise UserError(f"--resume: {out} holds no {rundir.CONFIG} of an earlier run; "
+                        f"drop --resume to start a new run there")
+    saved = SweepConfig.from_json(rundir.read_json(path)["config"])
+    if requested is not None:
+        requested = requested.resolved()
+        differ = [f.name for f in dataclasses.fields(SweepConfig) if getattr(requested, f.name) != getattr(saved, f.name)]
+        if differ:
+            shown = ", ".join(f"{name}: saved {getattr(saved, name)!r}, asked {getattr(requested, name)!r}"
+                              for name in differ)
+            raise UserError(f"--resume: the run in {out} has another config ({shown}); "
+                            f"resume without those flags, or start a new --out")
+    return saved
 
 
-def run(config: SweepConfig, out, *, resume: bool = False, overwrite: bool = False,
+class History:
+    """Per-step metrics of every replica (padding included), filled chunk by chunk on the host."""
+
+    def __init__(self, names, replicas: int, steps: int):
+        self.arrays = {name: np.full((replicas, steps), np.nan, np.float32) for name in names}
+
+    def record(self, step: int, metrics: dict) -> None:
+        for name, values in metrics.items():
+            self.arrays[name][:, step:step + values.shape[1]] = values
+
+    def last_median(self, name: str, step: int, replicas: int) -> float:
+        return float(np.nanmedian(self.arrays[name][:replicas, step - 1])) if step else float("nan")
+
+
+def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True, command: list[str] | None = None) -> dict:
     """Train every seed of ``config`` as one program and write the run into ``out``.
 
+    With ``resume``, continue the run saved in ``out`` from its latest
+    checkpoint (``config`` may be None: the saved one is used; if given it must
+    equal the saved one). The final state is always checkpointed, so the
+    trained models can be loaded later (:func:`load_states`).
+
     Returns the dict written to ``results.json``.
     """
+    if resume:
+        config = config_for_resume(out, config)
     config = config.resolved()
-    out = rundir.prepare(out, resume=resume, overwrite=overwrite)
-    command = list(sys.argv) if command is None else command
-    rundir.write_json(out / rundir.CONFIG, {"config": config.to_json(), "command": command})
-
-    train_u8 = load_split(config, "train")
+    rundir.check(out, resume=resume, overwrite=overwrite)
+    if resume and (pathlib.Path(out) / rundir.RESULTS).exists():
+        return rundir.read_json(pathlib.Path(out) / rundir.RESULTS)  # the run had finished
+    train_u8 = load_split(config, "train")  # bad data fails here, before anything is written
     test_u8 = load_split(config, "test")
-    if len(train_u8) < config.batch_size:
-        raise UserError(f"--batch-size {config.batch_size} is larger than the {len(train_u8)} training images; "
-                        f"pass a smaller --batch-size")
+    out = rundir.prepare(out, resume=resume, overwrite=overwrite)
+    if not resume:
+        command = list(sys.argv) if command is None else command
+        rundir.write_json(out / rundir.CONFIG, {"config": config.to_json(), "command": command})
     plan = make_plan(config, len(train_u8), jax.device_count())
     engine = Engine(config, plan, train_u8.shape[1])
     images = engine.put_images(train_u8)
     states = engine.init_states()
     compile_s = engine.compile(states, images)
-    lam_init = to_host(states.lam_init)[: plan.replicas]
-
+    history = History(engine.metric_names(states, images), plan.padded, plan.total_steps)
     host = host_rule(config, plan.padded)
-    metric_names = None
-    history = None
+    checkpoints = Checkpoints(out / rundir.CHECKPOINTS)
+    step, train_s = 0, 0.0
+    if resume and checkpoints.latest_step() is not None:
+        step = checkpoints.latest_step()
+        states, history.arrays, host_state, train_s = checkpoints.restore(
+            step, states, history.arrays, host.state_dict() if host else {})
+        if host is not None:
+            host.load_state_dict(host_state, history.arrays["t_gap"][:, :step])
+
     bar = Progress(plan.total_steps, enabled=progress)
-    start = time.perf_counter()
+    start = time.perf_counter() - train_s
     try:
-        step = 0
-        for epoch in range(config.epochs):
-            orders = engine.orders(states, epoch)
-            for first_batch in range(0, plan.steps_per_epoch, plan.chunk):
-                states, metrics = engine.run_chunk(states, images, orders, first_batch)
-                metrics = to_host(metrics)
-                if host is not None:
-                    lam_next, forecast = host.update(metrics["t_gap"][:, 0], metrics["lam"][:, 0])
-                    healthy = np.isfinite(metrics["t_gap"][:, 0])
-                    states = engine.set_lam(states, np.where(healthy, lam_next, metrics["lam"][:, 0]))
-                    metrics["t_forecast"][:, 0] = np.where(healthy, forecast, np.nan)
-                if history is None:
-                    metric_names = sorted(metrics)
-                    history = _empty_history(metric_names, plan.replicas, plan.total_steps)
-                for name in metric_names:
-                    history[name][:, step:step + plan.chunk] = metrics[name][: plan.replicas]
-                step += plan.chunk
-                bar.update(step, loss=float(np.nanmedian(metrics["loss"][: plan.replicas, -1])))
-        jax.block_until_ready(states)
+        states = _train(engine, states, images, history, host, checkpoints, step, start, bar)
     finally:
         bar.close()
         if host is not None:
             host.close()
+        checkpoints.close()
     train_s = time.perf_counter() - start
+    results = _results(config, plan, engine, states, train_u8, test_u8,
+                       {"compile_s": compile_s, "train_s": train_s})
+    rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64),
+                     **{k: v[: plan.replicas] for k, v in history.arrays.items()})
+    rundir.write_json(out / rundir.RESULTS, results)
+    return results
 
+
+def _train(engine: Engine, states, images, history: History, host, checkpoints: Checkpoints,
+           step: int, start: float, bar: Progress):
+    """Run the chunks from ``step`` to the end; checkpoint every ``checkpoint_every`` steps and at the end.
+
+    With λ on the device the next chunk is dispatched before the last one's
+    metrics are fetched, so the accelerator never waits for the host.
+    """
+    config, plan = engine.config, engine.plan
+    every = config.checkpoint_every
+    pending = None  # (step, metrics on the device) not yet recorded
+    last_saved = step
+    for epoch in range(step // plan.steps_per_epoch, config.epochs):
+        orders = engine.orders(states, epoch)
+        for first_batch in range(step % plan.steps_per_epoch, plan.steps_per_epoch, plan.chunk):
+            states, metrics = engine.run_chunk(states, images, orders, first_batch)
+            if host is not None:
+                metrics = to_host(metrics)
+                t_now, lam_now = metrics["t_gap"][:, 0], metrics["lam"][:, 0]
+                lam_next, forecast = host.update(t_now, lam_now)
+                healthy = np.isfinite(t_now)
+                states = engine.set_lam(states, np.where(healthy, lam_next, lam_now))
+                metrics["t_forecast"][:, 0] = np.where(healthy, forecast, np.nan)
+                history.record(step, metrics)
+            else:
+                if pending is not None:
+                    history.record(pending[0], to_host(pending[1]))
+                pending = (step, metrics)
+            step += plan.chunk
+            if step == plan.total_steps or (every and step // every > last_saved // every):
+                if pending is not None:
+                    history.record(pending[0], to_host(pending[1]))
+                    pending = None
+                checkpoints.save(step, states, {k: v.copy() for k, v in history.arrays.items()},
+                                 host.state_dict() if host else {}, time.perf_counter() - start)
+                last_saved = step
+            recorded = step if pending is None else pending[0]
+            bar.update(step, loss=history.last_median("loss", recorded, plan.replicas))
+    jax.block_until_ready(states)
+    checkpoints.wait()
+    return states
+
+
+def _results(config: SweepConfig, plan: Plan, engine: Engine, states, train_u8, test_u8, timing: dict) -> dict:
+    """The results.json dict: final per-image test metrics of every real replica, in seed order."""
     test_metrics = engine.evaluate(states, test_u8)
     train_metrics = engine.evaluate(states, train_u8[:TRAIN_EVAL_SIZE])
-    final = to_host({"lam": states.lam, "diverged_step": states.diverged_step})
+    final = to_host({"lam": states.lam, "lam_init": states.lam_init, "diverged_step": states.diverged_step})
     runs = []
     for r, seed in enumerate(config.seeds):
         diverged_step = int(final["diverged_step"][r])
@@ -255,19 +337,15 @@ def run(config: SweepConfig, out, *, resume: bool = False, overwrite: bool = Fal
         run_.update({k: float(v[r]) for k, v in sorted(test_metrics.items())})
         run_.update({
             "train_rec": float(train_metrics["rec"][r]),
-            "lam_init": float(lam_init[r]),
+            "lam_init": float(final["lam_init"][r]),
             "lam_final": float(final["lam"][r]),
             "diverged": diverged_step >= 0,
             "diverged_step": diverged_step if diverged_step >= 0 else None,
         })
         runs.append(run_)
-    results = {
+    return {
         "config": config.to_json(),
         "device": describe_devices(),
-        "timing": {"compile_s": compile_s, "train_s": train_s, "steps": plan.total_steps,
-                   "replicas": plan.replicas, "steps_per_call": plan.chunk},
+        "timing": {**timing, "steps": plan.total_steps, "replicas": plan.replicas, "steps_per_call": plan.chunk},
         "runs": runs,
     }
-    rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64), **history)
-    rundir.write_json(out / rundir.RESULTS, results)
-    return results
