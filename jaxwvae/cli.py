@@ -55,6 +55,12 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", default=S, help="folder with the IDX files (else $JAXWVAE_DATA_DIR, cache, download)")
     g.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default runs/<dataset>_<objective>_<time>)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = parser.add_argument_group("several processes (hosts); see BUILD.md")
+    g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0, for a multi-process run")
+    g.add_argument("--num-processes", type=_count, default=None, help="number of processes in the run")
+    g.add_argument("--process-id", type=_count, default=None, help="this process's id, 0..N-1")
+    g.add_argument("--distributed", action="store_true",
+                   help="join a multi-process run by JAX's auto-detection (SLURM, Open MPI, TPU pod slices)")
 
 
 def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +86,8 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--plots", action="store_true", help="write PNG plots of T, λ and the loss into --out")
 
 
-_NOT_CONFIG = {"preset", "out", "no_progress", "resume", "overwrite", "plots", "seed_list"}
+_NOT_CONFIG = {"preset", "out", "no_progress", "resume", "overwrite", "plots", "seed_list",
+               "coordinator", "num_processes", "process_id", "distributed"}
 
 
 def given_fields(args: argparse.Namespace) -> dict:
@@ -127,7 +134,9 @@ def sweep_main(argv: Sequence[str]) -> int:
     add_common_flags(parser)
     add_sweep_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae import sweep
+    from jaxwvae import distributed, sweep
+
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
 
     if args.resume:
         if args.out is None:
@@ -141,7 +150,7 @@ def sweep_main(argv: Sequence[str]) -> int:
     out = args.out or default_out(config)
     results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
                         progress=not args.no_progress, command=["sweep.py", *argv])
-    if args.plots:
+    if args.plots and distributed.is_primary():
         from jaxwvae import plots
 
         plots.write_run_plots(out)

@@ -16,13 +16,13 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxwvae import data, lambda_rule, objectives, rundir, train
+from jaxwvae import data, distributed, exclusion, lambda_rule, objectives, rundir, train
 from jaxwvae.checkpoint import Checkpoints
+from jaxwvae.distributed import to_host
 from jaxwvae.config import SweepConfig
 from jaxwvae.errors import UserError
 from jaxwvae.models import VAE
@@ -120,15 +120,6 @@ def describe_devices() -> str:
     return text
 
 
-def to_host(tree):
-    """Fetch a (possibly multi-process) replica-sharded pytree as NumPy arrays."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree_util.tree_map(np.array, tree)
-
-
 class Engine:
     """The compiled functions of one run and the stacked replica states they advance."""
 
@@ -156,32 +147,32 @@ class Engine:
         self.compiled_chunk = None
 
     def init_states(self):
-        return self._create(jax.device_put(self.seeds, self.sharded))
+        return self._create(distributed.put(self.seeds, self.sharded))
 
     def put_images(self, images_u8):
-        return jax.device_put(images_u8, self.replicated)
+        return distributed.put(images_u8, self.replicated)
 
     def compile(self, states, images) -> float:
         """Compile the chunk once (ahead of time); return the seconds it took."""
         start = time.perf_counter()
         orders = self._order(states, 0, self.plan.n_train)
-        self.compiled_chunk = self._chunk.lower(states, images, orders, 0).compile()
+        self.compiled_chunk = self._chunk.lower(states, images, orders, np.int32(0)).compile()
         return time.perf_counter() - start
 
     def orders(self, states, epoch):
         return self._order(states, epoch, self.plan.n_train)
 
     def run_chunk(self, states, images, orders, first_batch):
-        return self.compiled_chunk(states, images, orders, jnp.asarray(first_batch, jnp.int32))
+        return self.compiled_chunk(states, images, orders, np.int32(first_batch))
 
     def metric_names(self, states, images) -> list[str]:
         """The names of the per-step metrics the chunk returns (traced, not run)."""
         orders = jax.eval_shape(self._order, states, 0, self.plan.n_train)
-        _, metrics = jax.eval_shape(self._chunk, states, images, orders, 0)
+        _, metrics = jax.eval_shape(self._chunk, states, images, orders, np.int32(0))
         return sorted(metrics)
 
     def set_lam(self, states, lam):
-        return states.replace(lam=jax.device_put(np.asarray(lam, np.float32), self.sharded))
+        return states.replace(lam=distributed.put(np.asarray(lam, np.float32), self.sharded))
 
     def evaluate(self, states, images_u8) -> dict:
         """Per-replica metrics (per-image means) over ``images_u8`` (truncated to a whole number of batches)."""
@@ -245,10 +236,13 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
         return rundir.read_json(pathlib.Path(out) / rundir.RESULTS)  # the run had finished
     train_u8 = load_split(config, "train")  # bad data fails here, before anything is written
     test_u8 = load_split(config, "test")
-    out = rundir.prepare(out, resume=resume, overwrite=overwrite)
-    if not resume:
-        command = list(sys.argv) if command is None else command
-        rundir.write_json(out / rundir.CONFIG, {"config": config.to_json(), "command": command})
+    out = pathlib.Path(out)
+    if distributed.is_primary():
+        rundir.prepare(out, resume=resume, overwrite=overwrite)
+        if not resume:
+            command = list(sys.argv) if command is None else command
+            rundir.write_json(out / rundir.CONFIG, {"config": config.to_json(), "command": command})
+    distributed.barrier("jaxwvae-out-ready")
     plan = make_plan(config, len(train_u8), jax.device_count())
     engine = Engine(config, plan, train_u8.shape[1])
     images = engine.put_images(train_u8)
@@ -277,9 +271,11 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     train_s = time.perf_counter() - start
     results = _results(config, plan, engine, states, train_u8, test_u8,
                        {"compile_s": compile_s, "train_s": train_s})
-    rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64),
-                     **{k: v[: plan.replicas] for k, v in history.arrays.items()})
-    rundir.write_json(out / rundir.RESULTS, results)
+    if distributed.is_primary():
+        rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64),
+                         **{k: v[: plan.replicas] for k, v in history.arrays.items()})
+        rundir.write_json(out / rundir.RESULTS, results)
+    distributed.barrier("jaxwvae-results-written")
     return results
 
 
@@ -342,6 +338,7 @@ def _results(config: SweepConfig, plan: Plan, engine: Engine, states, train_u8, 
             "diverged": diverged_step >= 0,
             "diverged_step": diverged_step if diverged_step >= 0 else None,
         })
+        run_["excluded"], run_["reason"] = exclusion.classify(run_, config.latent_dim)
         runs.append(run_)
     return {
         "config": config.to_json(),

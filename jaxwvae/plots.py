@@ -1,0 +1,96 @@
+"""PNG plots of a sweep's history: T and λ per step (paper Figures 3 and 4) and the reconstruction loss.
+
+Every replica is a thin line; the thick line is the median over replicas and
+the band spans the 10th to 90th percentile, all of a moving average over
+``window`` steps (the per-step batch values are noisy). Needs matplotlib
+(``pip install jaxwvae[plots]``).
+"""
+
+from __future__ import annotations
+
+import io
+import pathlib
+
+import numpy as np
+
+from jaxwvae import rundir
+from jaxwvae.errors import UserError
+
+PANELS = {
+    "t_gap": ("T = W2² − KL (batch mean per image; the paper plots 2T)", "T_gap.png"),
+    "lam": ("λ, the weight of W2²", "lambda.png"),
+    "rec": ("reconstruction loss (cross-entropy per image, nats)", "reconstruction.png"),
+}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--plots needs matplotlib; pip install 'jaxwvae[plots]'") from None
+    return plt
+
+
+def moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` steps along the last axis (shorter at the start), NaN-aware."""
+    valid = np.isfinite(x)
+    csum = np.cumsum(np.where(valid, x, 0.0), axis=-1)
+    ccount = np.cumsum(valid, axis=-1)
+    lagged_sum = np.concatenate([np.zeros_like(csum[..., :window]), csum[..., :-window]], axis=-1)
+    lagged_count = np.concatenate([np.zeros_like(ccount[..., :window]), ccount[..., :-window]], axis=-1)
+    count = ccount - lagged_count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum - lagged_sum) / count, np.nan)
+
+
+def plot_replicas(ax, values: np.ndarray, *, window: int, title: str, zero_line: bool = False) -> None:
+    """One panel: thin line per replica, median and 10-90% band over replicas."""
+    smooth = moving_average(values.astype(np.float64), window)
+    steps = np.arange(1, values.shape[1] + 1)
+    for i, row in enumerate(smooth):
+        ax.plot(steps, row, color="tab:blue", alpha=0.4, linewidth=0.6, label="each replica" if i == 0 else None)
+    if np.isfinite(smooth).any(axis=0).all():
+        low, med, high = np.nanpercentile(smooth, [10, 50, 90], axis=0)
+        ax.fill_between(steps, low, high, color="tab:orange", alpha=0.3, label="10–90% of replicas")
+        ax.plot(steps, med, color="tab:red", linewidth=2, label="median")
+    if zero_line:
+        ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("training step")
+    ax.legend(loc="best", fontsize=8)
+
+
+def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
+    """Write one PNG per panel and ``training.png`` with all three into the run folder ``out``."""
+    plt = _pyplot()
+    out = pathlib.Path(out)
+    with np.load(out / rundir.HISTORY) as h:
+        history = {k: h[k] for k in h.files}
+    config = rundir.read_json(out / rundir.CONFIG)["config"]
+    caption = (f"{config['dataset']}, objective {config['objective']}, {len(history['seeds'])} replicas, "
+               f"λ rule {config['lambda_rule']}, moving average over {window} steps")
+    written = []
+    fig_all, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    for ax_all, (name, (title, filename)) in zip(axes, PANELS.items()):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for target in (ax, ax_all):
+            plot_replicas(target, history[name], window=window, title=title, zero_line=name == "t_gap")
+        fig.suptitle(caption, fontsize=8)
+        fig.tight_layout()
+        written.append(_save(fig, out / filename))
+        plt.close(fig)
+    fig_all.suptitle(caption, fontsize=9)
+    fig_all.tight_layout()
+    written.append(_save(fig_all, out / "training.png"))
+    plt.close(fig_all)
+    return written
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    rundir.atomic_write_bytes(path, buf.getvalue())
+    return path

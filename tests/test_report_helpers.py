@@ -1,0 +1,49 @@
+"""Over/underfit exclusion and the training plots."""
+
+import numpy as np
+import pytest
+
+from jaxwvae import cli, exclusion, plots
+
+
+def run(**changes):
+    base = {"kl": 25.0, "t_gap": -3.0, "rec": 80.0, "train_rec": 79.0, "diverged": False, "diverged_step": None}
+    base.update(changes)
+    return base
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({}, None),
+    ({"diverged": True, "diverged_step": 17}, "diverged at step 17"),
+    ({"kl": 0.3}, "underfit"),
+    ({"t_gap": -25.0}, "overfit: test T"),
+    ({"rec": 90.0, "train_rec": 80.0}, "overfit: test reconstruction 12.5%"),
+])
+def test_classify(changes, reason):
+    excluded, why = exclusion.classify(run(**changes), latent_dim=20)
+    assert excluded == (reason is not None)
+    assert (why is None) if reason is None else reason in why
+
+
+def test_boundaries_are_kept():
+    assert not exclusion.classify(run(kl=1.0, t_gap=-20.0, rec=84.0, train_rec=80.0), latent_dim=20)[0]
+
+
+def test_moving_average_matches_numpy():
+    x = np.random.default_rng(0).normal(size=(3, 40))
+    x[1, 5] = np.nan
+    got = plots.moving_average(x, 7)
+    for r in range(3):
+        for t in range(40):
+            window = x[r, max(0, t - 6): t + 1]
+            np.testing.assert_allclose(got[r, t], np.nanmean(window), rtol=1e-12)
+
+
+def test_sweep_writes_readable_plots(data_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = ["--seeds", "3", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",
+            "--test-size", "500", "--epochs", "2", "--hidden", "32", "--latent-dim", "4", "--no-progress", "--plots"]
+    assert cli.run_main(cli.sweep_main, argv) == 0
+    for name in ("T_gap.png", "lambda.png", "reconstruction.png", "training.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
