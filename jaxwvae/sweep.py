@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxwvae import data, distributed, exclusion, lambda_rule, objectives, rundir, train
+from jaxwvae import data, distributed, exclusion, lambda_rule, memory, objectives, rundir, train
 from jaxwvae.checkpoint import Checkpoints
 from jaxwvae.distributed import to_host
 from jaxwvae.config import SweepConfig
@@ -244,6 +244,7 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
             rundir.write_json(out / rundir.CONFIG, {"config": config.to_json(), "command": command})
     distributed.barrier("jaxwvae-out-ready")
     plan = make_plan(config, len(train_u8), jax.device_count())
+    memory_estimate = memory.check_fits(config, plan.n_train, train_u8.shape[1], plan.padded)
     engine = Engine(config, plan, train_u8.shape[1])
     images = engine.put_images(train_u8)
     states = engine.init_states()
@@ -269,14 +270,26 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
             host.close()
         checkpoints.close()
     train_s = time.perf_counter() - start
+    compiled = engine.compiled_chunk.memory_analysis()
     results = _results(config, plan, engine, states, train_u8, test_u8,
                        {"compile_s": compile_s, "train_s": train_s})
+    results["memory"] = {"estimate_bytes_per_device": memory_estimate,
+                         "compiled_bytes_per_device": _compiled_bytes(compiled),
+                         "peak_bytes_in_use": (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")}
     if distributed.is_primary():
         rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64),
                          **{k: v[: plan.replicas] for k, v in history.arrays.items()})
         rundir.write_json(out / rundir.RESULTS, results)
     distributed.barrier("jaxwvae-results-written")
     return results
+
+
+def _compiled_bytes(analysis) -> int | None:
+    """Arguments + temporaries of the compiled chunk (outputs alias the donated state)."""
+    if analysis is None:
+        return None
+    return int(analysis.argument_size_in_bytes + analysis.temp_size_in_bytes
+               + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
 
 
 def _train(engine: Engine, states, images, history: History, host, checkpoints: Checkpoints,

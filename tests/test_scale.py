@@ -92,8 +92,14 @@ def test_two_processes_equal_one_process(single, data_dir, tmp_path):
                                       "--process-id", str(k)),
                               env=env_with_devices(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k in range(2)]
-    for p in procs:
-        _, err = p.communicate(timeout=600)
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for p in procs:  # a process that failed leaves its peer waiting: end both
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for p, err in zip(procs, errors):
         assert p.returncode == 0, err[-3000:]
     results, _ = outputs(out)
     assert "over 2 processes" in results["device"]

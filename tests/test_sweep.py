@@ -77,16 +77,19 @@ def test_fixed_rule_keeps_lambda_and_writes_nan_forecasts(data_dir, tmp_path):
     assert all(r["lam_final"] == 2.5 for r in results["runs"])
 
 
-def test_replica_equals_the_same_seed_trained_alone(data_dir, tmp_path, arima_run):
-    # The seed's key alone decides its init, λ₀, data order and noise, so replica 1 of the 3-seed sweep
-    # must follow seed 1 trained alone. Only float rounding may differ (vmapped vs unbatched matmuls).
-    sweep.run(small(data_dir, seeds=(1,), lam="uniform:0:20"), tmp_path, progress=False)
-    solo_results, solo = load(tmp_path)
-    results, swept = arima_run
+def test_replica_equals_the_same_seed_trained_alone(data_dir, tmp_path):
+    # The seed's key alone decides its init, λ₀, data order and noise, so replica 1 of a 3-seed sweep
+    # must follow seed 1 trained alone. Only float rounding may differ (vmapped vs unbatched matmuls):
+    # measured 6e-8 relative on the loss and 3e-7 on T after 20 steps, λ identical. λ₀ = 1 keeps T away
+    # from 0, where a rounding-size change could flip the forecast's sign and with it λ's direction.
+    sweep.run(small(data_dir, seeds=(0, 1, 2)), tmp_path / "swept", progress=False)
+    sweep.run(small(data_dir, seeds=(1,)), tmp_path / "solo", progress=False)
+    results, swept = load(tmp_path / "swept")
+    solo_results, solo = load(tmp_path / "solo")
     for name in ("loss", "rec", "t_gap", "lam"):
-        np.testing.assert_allclose(swept[name][1], solo[name][0], rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(swept[name][1], solo[name][0], rtol=1e-5, atol=1e-6, err_msg=name)
     for key in ("loss", "rec", "lam_final"):
-        np.testing.assert_allclose(results["runs"][1][key], solo_results["runs"][0][key], rtol=1e-4)
+        np.testing.assert_allclose(results["runs"][1][key], solo_results["runs"][0][key], rtol=1e-5)
 
 
 def test_the_step_is_traced_once_per_run(data_dir, tmp_path, monkeypatch):
