@@ -94,3 +94,30 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
     fig.savefig(buf, format="png", dpi=110)
     rundir.atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def tile(images, cols: int) -> np.ndarray:
+    """Images ``[n, 28, 28]`` (or ``[n, 784]``) tiled into one ``[rows * 28, cols * 28]`` array, row by row."""
+    images = np.asarray(images).reshape(len(images), 28, 28)
+    rows = -(-len(images) // cols)
+    grid = np.zeros((rows * 28, cols * 28), images.dtype)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28] = image
+    return grid
+
+
+def write_image_panels(path, panels: dict, *, cols: int, title: str = "") -> pathlib.Path:
+    """One PNG with a titled grid per entry of ``panels`` (label -> images ``[n, 28, 28]``), side by side."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    for ax, (label, images) in zip(axes[0], panels.items()):
+        ax.imshow(tile(images, cols), cmap="gray", vmin=0, vmax=255 if np.asarray(images).dtype == np.uint8 else 1)
+        ax.set_title(label, fontsize=10)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = _save(fig, pathlib.Path(path))
+    plt.close(fig)
+    return path
