@@ -106,7 +106,7 @@ def host_rule(config: SweepConfig, replicas: int):
         return None
     if config.forecaster == "host":
         return HostArima(config, replicas)
-    from jaxwvae.arima_reference import StatsmodelsRule
+    from jaxwvae.statsmodels_rule import StatsmodelsRule
 
     return StatsmodelsRule(config, replicas)
 
