@@ -18,7 +18,6 @@ import argparse
 import functools
 
 import jax
-import numpy as np
 from jax import lax
 
 import common

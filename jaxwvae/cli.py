@@ -18,21 +18,21 @@ from jaxwvae import config as config_lib
 from jaxwvae.errors import ConfigError, UserError
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip() != "")
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
-def _count(text: str) -> int:
+def count(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
-def _float(text: str) -> float:
+def number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -45,20 +45,20 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sweep")
     g.add_argument("--preset", choices=sorted(config_lib.PRESETS), default="paper_mnist",
                    help="base configuration the other flags modify (default: paper_mnist)")
-    g.add_argument("--seeds", type=_count, default=S, help="train seeds 0..N-1 (default 30)")
-    g.add_argument("--seed-list", type=_ints, default=S, help="train these seeds, e.g. 3,7,11")
+    g.add_argument("--seeds", type=count, default=S, help="train seeds 0..N-1 (default 30)")
+    g.add_argument("--seed-list", type=ints, default=S, help="train these seeds, e.g. 3,7,11")
     g.add_argument("--dataset", default=S, help="mnist or fashion_mnist")
-    g.add_argument("--epochs", type=_count, default=S, help="epochs (default 15)")
-    g.add_argument("--batch-size", type=_count, default=S, help="batch size (default 100)")
-    g.add_argument("--train-size", type=_count, default=S, help="use the first N training images")
-    g.add_argument("--test-size", type=_count, default=S, help="evaluate on the first N test images")
+    g.add_argument("--epochs", type=count, default=S, help="epochs (default 15)")
+    g.add_argument("--batch-size", type=count, default=S, help="batch size (default 100)")
+    g.add_argument("--train-size", type=count, default=S, help="use the first N training images")
+    g.add_argument("--test-size", type=count, default=S, help="evaluate on the first N test images")
     g.add_argument("--data-dir", default=S, help="folder with the IDX files (else $JAXWVAE_DATA_DIR, cache, download)")
     g.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default runs/<dataset>_<objective>_<time>)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = parser.add_argument_group("several processes (hosts); see BUILD.md")
     g.add_argument("--coordinator", default=None, help="HOST:PORT of process 0, for a multi-process run")
-    g.add_argument("--num-processes", type=_count, default=None, help="number of processes in the run")
-    g.add_argument("--process-id", type=_count, default=None, help="this process's id, 0..N-1")
+    g.add_argument("--num-processes", type=count, default=None, help="number of processes in the run")
+    g.add_argument("--process-id", type=count, default=None, help="this process's id, 0..N-1")
     g.add_argument("--distributed", action="store_true",
                    help="join a multi-process run by JAX's auto-detection (SLURM, Open MPI, TPU pod slices)")
 
@@ -71,16 +71,16 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lam", default=S, help="initial λ: a number, or uniform:LOW:HIGH drawn per replica")
     g.add_argument("--lambda-rule", default=S, help="arima (adaptive, default for w) or fixed")
     g.add_argument("--forecaster", default=S, help="device (default), host or statsmodels")
-    g.add_argument("--arima-order", type=_ints, default=S, help="p,d,q of the T forecaster (default 1,1,0)")
-    g.add_argument("--lambda-c", type=_float, default=S, help="step size c of the λ rule (default 0.05)")
-    g.add_argument("--refit-every", type=_count, default=S, help="statsmodels: refit every k steps, extend between")
-    g.add_argument("--latent-dim", type=_count, default=S, help="latent size m (default 20)")
-    g.add_argument("--hidden", type=_ints, default=S, help="encoder widths (default 512,256)")
+    g.add_argument("--arima-order", type=ints, default=S, help="p,d,q of the T forecaster (default 1,1,0)")
+    g.add_argument("--lambda-c", type=number, default=S, help="step size c of the λ rule (default 0.05)")
+    g.add_argument("--refit-every", type=count, default=S, help="statsmodels: refit every k steps, extend between")
+    g.add_argument("--latent-dim", type=count, default=S, help="latent size m (default 20)")
+    g.add_argument("--hidden", type=ints, default=S, help="encoder widths (default 512,256)")
     g.add_argument("--sigma-max-one", action="store_const", const=True, default=S,
                    help="the paper's adjusted ReLU: keep every σ <= 1")
-    g.add_argument("--learning-rate", type=_float, default=S, help="Adam step size (default 1e-3)")
-    g.add_argument("--steps-per-call", type=_count, default=S, help="steps per compiled call (default 100)")
-    g.add_argument("--checkpoint-every", type=_count, default=S, help="steps between checkpoints (0: none)")
+    g.add_argument("--learning-rate", type=number, default=S, help="Adam step size (default 1e-3)")
+    g.add_argument("--steps-per-call", type=count, default=S, help="steps per compiled call (default 100)")
+    g.add_argument("--checkpoint-every", type=count, default=S, help="steps between checkpoints (0: none)")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     g.add_argument("--overwrite", action="store_true", help="replace the run saved in --out")
     g.add_argument("--plots", action="store_true", help="write PNG plots of T, λ and the loss into --out")

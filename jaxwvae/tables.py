@@ -17,12 +17,15 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import statistics
+import time
 
 import jax
 import numpy as np
 
-from jaxwvae import classifier, data, exclusion, fid, generate, paper, plots, rundir, sweep
+from jaxwvae import augment as augmentation
+from jaxwvae import classifier, data, fid, generate, paper, plots, rundir, sweep
 from jaxwvae.config import SweepConfig, paper_mnist
+from jaxwvae.errors import UserError
 
 FID_SAMPLES = 10_000
 REPLICA_GROUP = 10  # replicas decoded at once (10 x 10,000 float32 images = 314 MB)
@@ -58,6 +61,12 @@ def fmt(mean: float, sd: float) -> str:
 
 
 # ---------------------------------------------------------------------- FID per replica
+def test_feature_stats(dataset: str, data_dir, feature_fn, n: int):
+    """Mean and covariance of the features of the first ``n`` test images."""
+    test_images, _ = data.load(dataset, "test", data_dir)
+    return fid.feature_stats(feature_fn(test_images[:n]))
+
+
 def feature_function(dataset: str, data_dir, inception_weights=None, feature_recipe: dict | None = None):
     """``(name, images_u8 [n, 28, 28] -> features [n, d])``: the CNN features, or Inception's with weights.
 
@@ -107,8 +116,7 @@ def table1(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
     rows = []
     for dataset in datasets:
         feature_name, feature_fn = feature_function(dataset, common.get("data_dir"), inception_weights, feature_recipe)
-        test_images, _ = data.load(dataset, "test", common.get("data_dir"))
-        test_stats = fid.feature_stats(feature_fn(test_images[:fid_samples]))
+        test_stats = test_feature_stats(dataset, common.get("data_dir"), feature_fn, fid_samples)
         for variant in paper.VARIANTS[dataset]:
             run_dir = out / f"{dataset}_{variant.name}"
             results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
@@ -232,4 +240,99 @@ def table3_markdown(report: dict) -> str:
     for s in paper.TABLE3_STEPS:
         cells = [f"{r['per_batch'][s]:.0f} ({r['per_image'][s]:.1f})" if s in r["per_batch"] else "–" for r in rows]
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {paper.TABLE3['kl'][s]:.0f} | {paper.TABLE3['w'][s]:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- Table 2
+TABLE2_SIZES = (10_000, 20_000, 60_000)
+TABLE2_AUGMENT = 10_000
+TABLE2_TEST_SIZE = 3_000
+TABLE2_SEEDS = 3  # classifier seeds per cell
+TABLE2_CONDITIONS = ("original", "kl", "w")  # paper.TABLE2's columns
+
+
+def best_replica(fids: list[float], runs: list[dict]) -> int:
+    """Index of the lowest-FID replica among those not excluded (among all if every one is)."""
+    kept = [i for i, r in enumerate(runs) if not r["excluded"] and fids[i] == fids[i]]
+    pool = kept or [i for i, f in enumerate(fids) if f == f]
+    if not pool:
+        raise UserError("no replica of the sweep has a finite FID: nothing to reconstruct with")
+    return min(pool, key=lambda i: fids[i])
+
+
+def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist"), sizes=TABLE2_SIZES,
+           augment: int = TABLE2_AUGMENT, test_size: int = TABLE2_TEST_SIZE, source: str = "originals",
+           classifier_seeds: int = TABLE2_SEEDS, classifier_epochs: int = classifier.TABLE2_EPOCHS,
+           inception_weights=None, fid_samples: int = FID_SAMPLES, feature_recipe: dict | None = None,
+           progress: bool = True) -> dict:
+    """Classifier accuracy on real and real + reconstructed images; ``table2.md``/``.json`` in ``out``.
+
+    The ELBO_W (adaptive λ) and ELBO_KL sweeps are run or read under ``out`` as for Table 1, and
+    each one's best seed by FID (over/underfit runs left out) reconstructs the images that
+    :func:`jaxwvae.augment.plan` picks. Every cell trains ``classifier_seeds`` CNNs at once.
+    """
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = common.get("data_dir")
+    seeds = np.arange(classifier_seeds)
+    rows, models = [], {}
+    for dataset in datasets:
+        train_x, train_y = data.load(dataset, "train", data_dir)
+        test_x, test_y = data.load(dataset, "test", data_dir)
+        split = augmentation.plan(len(train_x), len(test_x), sizes, augment, test_size, source=source)
+        feature_name, feature_fn = feature_function(dataset, data_dir, inception_weights, feature_recipe)
+        test_stats = test_feature_stats(dataset, data_dir, feature_fn, fid_samples)
+        recons = {}
+        for variant in paper.VARIANTS[dataset]:
+            if variant.name not in ("w", "kl"):
+                continue
+            run_dir = out / f"{dataset}_{variant.name}"
+            results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
+            fids = replica_fids(run_dir, feature_fn, feature_name, test_stats, fid_samples)
+            r = best_replica(fids, results["runs"])
+            config, model, params = generate.load_run(run_dir)
+            recons[variant.name] = generate.to_uint8(
+                generate.reconstruct(model, _one_replica(params, r), train_x[split.reconstructed]))[0]
+            models[f"{dataset}_{variant.name}"] = {"seed": int(config.seeds[r]), "fid": fids[r],
+                                                   "features": feature_name}
+        for size in sorted(split.originals):
+            cells = {}
+            for condition in TABLE2_CONDITIONS:
+                x, y = augmentation.merge(train_x, train_y, split.originals[size], split.reconstructed,
+                                     recons.get(condition))
+                start = time.perf_counter()
+                params = classifier.train(seeds, x, y, epochs=classifier_epochs)
+                acc = 100.0 * classifier.accuracy(params, test_x[split.test], test_y[split.test])
+                m, sd, n = mean_sd(acc.tolist())
+                cells[condition] = {"mean": m, "sd": sd, "n": n, "per_seed": acc.tolist(), "train_images": len(x),
+                                    "steps": classifier_epochs * -(-len(x) // 128),
+                                    "train_s": time.perf_counter() - start}
+            rows.append({"dataset": dataset, "size": size, "cells": cells,
+                         "paper": paper.TABLE2.get(size) if dataset == "mnist" else None})
+    report = {"augment": augment, "source": source, "test_size": test_size, "classifier_seeds": classifier_seeds,
+              "classifier_epochs": classifier_epochs, "batch_size": 128, "learning_rate": 1e-3,
+              "models": models, "rows": rows, "device": jax.devices()[0].device_kind}
+    rundir.write_json(out / "table2.json", report)
+    rundir.atomic_write_bytes(out / "table2.md", table2_markdown(report).encode())
+    return report
+
+
+def table2_markdown(report: dict) -> str:
+    names = {"original": "original", "kl": "+ ELBO_KL", "w": "+ ELBO_W"}
+    best = ", ".join(f"{k} seed {v['seed']}" for k, v in report["models"].items())
+    source = ("reconstructions of images inside the original set" if report["source"] == "originals" else
+              "reconstructions of training images outside every original set")
+    lines = [f"Test accuracy (%) of a 3-layer CNN on {report['test_size']} test images, mean (sd) over "
+             f"{report['classifier_seeds']} classifier seeds; {report['classifier_epochs']} epochs of Adam "
+             f"(lr {report['learning_rate']}, batch {report['batch_size']}). Augmentation: {report['augment']} "
+             f"{source}, by the best-FID seed of each objective "
+             f"({best}). "
+             f"The paper's values are for MNIST.", "",
+             "| dataset | originals | " + " | ".join(names[c] for c in TABLE2_CONDITIONS) + " | paper: "
+             + " / ".join(names[c] for c in TABLE2_CONDITIONS) + " |",
+             "|" + "---|" * (len(TABLE2_CONDITIONS) + 3)]
+    for r in report["rows"]:
+        cells = [f"{r['cells'][c]['mean']:.1f} ({r['cells'][c]['sd']:.1f})" for c in TABLE2_CONDITIONS]
+        theirs = " / ".join(f"{r['paper'][c]:.1f}" for c in TABLE2_CONDITIONS) if r["paper"] else "–"
+        lines.append(f"| {r['dataset']} | {r['size']} | " + " | ".join(cells) + f" | {theirs} |")
     return "\n".join(lines) + "\n"

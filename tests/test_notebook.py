@@ -1,6 +1,5 @@
 """The Colab notebook runs top to bottom on CPU with the smoke preset, so it never rots."""
 
-import os
 import pathlib
 
 import nbformat

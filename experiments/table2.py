@@ -1,0 +1,63 @@
+"""The paper's Table 2: a 3-layer CNN trained on real images, and on real + 10,000 VAE reconstructions.
+
+    python experiments/table2.py --seeds 30 --out runs/table1      # reads the Table 1 sweeps if present
+    python experiments/table2.py --seeds 2 --epochs 1 --train-size 2000 --sizes 500,1000 --augment 500 \\
+        --test-size 500 --out /tmp/t2                                # a smoke run
+
+Runs (or reads) the ELBO_W (adaptive λ) and ELBO_KL sweeps under --out, takes each one's best seed
+by FID (as in Table 1), reconstructs --augment training images with it, and trains
+--classifier-seeds CNNs per cell on the originals alone, + ELBO_KL and + ELBO_W reconstructions.
+Writes table2.md and table2.json into --out. Here --test-size is the classifier's test images
+(drawn from the test split, which no model trains on).
+
+Measured: see README.md, "Results", for the command, machine, runtime and the numbers it produced.
+"""
+
+import argparse
+import sys
+
+from jaxwvae import cli
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     conflict_handler="resolve")
+    cli.add_common_flags(parser)
+    from jaxwvae import augment, classifier, tables
+
+    g = parser.add_argument_group("Table 2")
+    g.add_argument("--datasets", default="mnist,fashion_mnist", help="comma-separated datasets")
+    g.add_argument("--sizes", type=cli.ints, default=tables.TABLE2_SIZES,
+                   help="original training set sizes (default 10000,20000,60000)")
+    g.add_argument("--augment", type=int, default=tables.TABLE2_AUGMENT, help="reconstructed images added (10000)")
+    g.add_argument("--augment-source", choices=augment.SOURCES, default="originals",
+                   help="reconstruct images inside the original set (default) or outside every original set")
+    g.add_argument("--test-size", type=cli.count, default=tables.TABLE2_TEST_SIZE,
+                   help="classifier test images, from the test split (default 3000)")
+    g.add_argument("--classifier-seeds", type=cli.count, default=tables.TABLE2_SEEDS,
+                   help="CNNs per cell, trained at once (default 3)")
+    g.add_argument("--classifier-epochs", type=cli.count, default=classifier.TABLE2_EPOCHS,
+                   help=f"epochs per CNN (default {classifier.TABLE2_EPOCHS})")
+    g.add_argument("--inception-weights", default=None, help="pick the best seeds by Inception FID (see table1.py)")
+    g.add_argument("--fid-samples", type=cli.count, default=tables.FID_SAMPLES, help="samples per seed for FID")
+    g.add_argument("--feature-train-size", type=cli.count, default=None, help="see table1.py")
+    g.add_argument("--feature-epochs", type=cli.count, default=None, help="see table1.py")
+    args = parser.parse_args(argv)
+
+    common = cli.given_fields(args)
+    for name in ("dataset", "test_size"):  # rows come from --datasets; --test-size is the classifier's here
+        common.pop(name, None)
+    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
+    out = args.out or cli.default_out(cli.config_from_args(args), "table2")
+    report = tables.table2(out, common, datasets=tuple(args.datasets.split(",")), sizes=args.sizes,
+                           augment=args.augment, test_size=args.test_size, source=args.augment_source,
+                           classifier_seeds=args.classifier_seeds, classifier_epochs=args.classifier_epochs,
+                           inception_weights=args.inception_weights, fid_samples=args.fid_samples,
+                           feature_recipe=recipe or None, progress=not args.no_progress)
+    print(tables.table2_markdown(report))
+    print(f"written into {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))
