@@ -47,3 +47,52 @@ def write(path, record: dict) -> None:
     records = json.loads(path.read_text()) if path.exists() else []
     records.append({"machine": machine(), "date": datetime.date.today().isoformat(), **record})
     path.write_text(json.dumps(records, indent=2) + "\n")
+
+
+def sweep_block(engine, images):
+    """One compiled chunk (``engine.plan.chunk`` steps of every replica), as a block for :func:`median_ms`.
+
+    The states are created and the chunk compiled here; each call advances the same states by the
+    same batches (the first ``chunk`` of epoch 0) and waits for the metrics.
+    """
+    states = engine.init_states()
+    engine.compile(states, images)
+    orders = engine.orders(states, 0)
+    box = {"states": states}
+
+    def block():
+        box["states"], metrics = engine.run_chunk(box["states"], images, orders, 0)
+        jax.block_until_ready(metrics)
+
+    return block
+
+
+def seed_loop_block(engine, images_u8, steps: int):
+    """The Flax example's way: a Python loop over seeds, then steps, of one jitted single-seed step.
+
+    The replicas start from ``engine``'s initial states, unstacked onto the first device; each step's
+    batch is gathered on the device by a second jitted call. Each call of the returned block runs
+    ``steps`` steps of every seed (batches ``0 … steps - 1`` of epoch 0) and waits for them.
+    """
+    from jax import lax
+
+    from jaxwvae import train
+
+    size, n_train = engine.config.batch_size, engine.plan.n_train
+    device = jax.devices()[0]
+    stacked = engine.init_states()
+    singles = [jax.device_put(jax.tree_util.tree_map(lambda x, k=k: x[k], stacked), device)
+               for k in range(engine.plan.replicas)]
+    orders = [train.epoch_order(s, 0, n_train) for s in singles]
+    step = jax.jit(train.train_step, donate_argnums=0)
+    batch = jax.jit(lambda images, order, i: train.to_float(images[lax.dynamic_slice_in_dim(order, i * size, size)]))
+    images = jax.device_put(images_u8, device)
+
+    def block():
+        metrics = None
+        for k in range(len(singles)):
+            for i in range(steps):
+                singles[k], metrics = step(singles[k], batch(images, orders[k], i))
+        jax.block_until_ready((singles, metrics))
+
+    return block

@@ -45,6 +45,12 @@ def device_limit() -> int | None:
     return stats.get("bytes_limit")
 
 
+def max_replicas(config, n_train: int, in_dim: int, limit: int, n_devices: int = 1) -> int:
+    """The most replicas whose estimate fits ``SAFETY * limit`` bytes on each of ``n_devices`` devices."""
+    per = replica_bytes(in_dim, config.hidden, config.latent_dim, config.batch_size, n_train)
+    return max(0, int((SAFETY * limit - n_train * in_dim) // per)) * n_devices
+
+
 def check_fits(config, n_train: int, in_dim: int, replicas: int, limit: int | None = None) -> int:
     """Return the per-device estimate; raise a UserError saying what to do if it exceeds the limit."""
     n_dev = jax.device_count()
@@ -52,8 +58,7 @@ def check_fits(config, n_train: int, in_dim: int, replicas: int, limit: int | No
     need = estimate(config, n_train, in_dim, per_device)
     limit = device_limit() if limit is None else limit
     if limit is not None and need > SAFETY * limit:
-        per = replica_bytes(in_dim, config.hidden, config.latent_dim, config.batch_size, n_train)
-        fits = max(0, int((SAFETY * limit - n_train * in_dim) // per)) * n_dev
+        fits = max_replicas(config, n_train, in_dim, limit, n_dev)
         raise UserError(
             f"--seeds {replicas}: the sweep needs about {need / 2**30:.1f} GiB per device and a device has "
             f"{limit / 2**30:.1f} GiB; at most {fits} seeds fit on {n_dev} device(s) - pass --seeds {fits} "

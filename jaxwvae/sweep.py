@@ -274,7 +274,7 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     results = _results(config, plan, engine, states, train_u8, test_u8,
                        {"compile_s": compile_s, "train_s": train_s})
     results["memory"] = {"estimate_bytes_per_device": memory_estimate,
-                         "compiled_bytes_per_device": _compiled_bytes(compiled),
+                         "compiled_bytes_per_device": compiled_bytes(compiled),
                          "peak_bytes_in_use": (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")}
     if distributed.is_primary():
         rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64),
@@ -284,7 +284,7 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     return results
 
 
-def _compiled_bytes(analysis) -> int | None:
+def compiled_bytes(analysis) -> int | None:
     """Arguments + temporaries of the compiled chunk (outputs alias the donated state)."""
     if analysis is None:
         return None
