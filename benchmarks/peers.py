@@ -8,19 +8,22 @@ dense layer to 2 x 20 = (μ, log σ²); decoder 20-256-512-784 ReLU, logits out)
 (a) the paper's way: PyTorch, one seed after another; after every step statsmodels'
     ``ARIMA(history, order=(1, 1, 0)).fit()`` on that seed's whole history of T = W2² − KL and
     ``.forecast(1)`` move λ by the paper's rule (``jaxwvae.lambda_rule.next_lambda``). Timed over
-    ``--paper-steps`` steps per seed after a warm-up of ``PAPER_WARMUP`` steps (λ moved with
-    T̂ = T), so the fits see histories of 11 … PAPER_WARMUP + ``--paper-steps`` values. A fit's
-    cost grows with the history, so the 15-epoch figure is EXTRAPOLATED: fit + forecast alone is
-    timed at the run's mean history length h₁ and at 9,000 values (a series continuing seed 0's
-    real T by its own differences, resampled), the cost taken as linear in the length, and the
-    measured per-step time is corrected by seeds x (mean fit cost over histories 1 … 9,000 − fit
-    cost at h₁);
+    ``--paper-steps`` steps per seed after ``PAPER_WARMUP`` untimed steps (λ moved with T̂ = T),
+    so the timed fits see histories of 11 … 10 + ``--paper-steps`` values, mean h₁. A fit's cost
+    grows with the history, so the 15-epoch figure is EXTRAPOLATED: the fits' own time is
+    measured inside the loop (mean cost f₁ at h₁), one fit alone is timed at 9,000 values (f₂;
+    seed 0's real T continued by its own differences, resampled), the cost is taken as linear in
+    the length, and the per-step time is the measured one with each seed's fit at h₁ replaced by
+    the mean fit over histories 1 … 9,000: measured + seeds x (f₁ + (f₂ − f₁)(4,500.5 − h₁) / (9,000
+    − h₁) − f₁). NumPy's OpenBLAS (statsmodels' linear algebra; torch uses MKL) runs on one thread
+    unless ``OPENBLAS_NUM_THREADS`` says otherwise: on a 2-core machine threaded OpenBLAS made
+    these tiny fits 2-8x slower, which would flatter the library;
 (b) PyTorch, one seed after another, λ fixed at 1;
 (c) PyTorch ``torch.func``: ``vmap(grad(functional_call))`` over parameters stacked by
     ``stack_module_state``, all seeds at once, λ fixed; ``torch.optim.Adam`` on the stacked tensors
     (Adam is elementwise, so this is each seed's own Adam);
 (d) Flax, one seed after another: a Python loop over seeds of one jitted single-seed
-    ``jaxwvae.train.train_step`` (``common.seed_loop_block``, part (b) of ``sweep_speed.py``), λ fixed;
+    ``jaxwvae.train.train_step`` (``common.seed_loop_block``), λ fixed;
 (e) this library: ``jaxwvae.sweep.Engine``, ``jit(vmap(train_chunk))`` running ``--steps`` steps of
     every seed per call (``common.sweep_block``), λ fixed;
 (e') the same with the library's default adaptive rule (``lambda_rule="arima"``,
@@ -37,20 +40,24 @@ that rate, and each peer's ratio to (e) ((a) also to (e')).
 
 from __future__ import annotations
 
-import argparse
-import copy
 import os
-import time
-import warnings
 
-import jax
-import numpy as np
-import torch
-from torch.func import functional_call, grad, stack_module_state, vmap
+if __name__ == "__main__":  # before NumPy loads (and not when a test imports this file); see (a) above
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import common
-from jaxwvae import config as config_lib
-from jaxwvae import lambda_rule, sweep
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.func import functional_call, grad, stack_module_state, vmap  # noqa: E402
+
+import common  # noqa: E402
+from jaxwvae import config as config_lib  # noqa: E402
+from jaxwvae import lambda_rule, sweep  # noqa: E402
 
 PAPER_STEPS = 15 * 600  # 15 epochs of 600 batches of 100 MNIST images
 PAPER_WARMUP = 10  # steps of T history each seed of (a) has before its first timed fit
@@ -145,8 +152,10 @@ def next_lambda(lam: float, t_hat: float, t: float) -> float:
 # Timed blocks.
 
 
-def torch_loop_block(seeds, images, steps, config, *, first=0, adaptive=False):
-    """(b), or (a) with ``adaptive``: each seed's ``steps`` steps, one seed after another."""
+def torch_loop_block(seeds, images, steps, config, *, first=0, forecast=None):
+    """(b), or (a) given ``forecast(history) -> T̂``: each seed's ``steps`` steps from batch ``first``,
+    one seed after another. With ``forecast``, λ moves after every step (with T̂ = T while a seed's
+    history has at most ``PAPER_WARMUP`` values)."""
     size, m = config.batch_size, config.latent_dim
     per_epoch = len(images) // size
 
@@ -154,10 +163,10 @@ def torch_loop_block(seeds, images, steps, config, *, first=0, adaptive=False):
         for s in seeds:
             for i in range(first, first + steps):
                 t = s.step(images, i % per_epoch, size, m)
-                if adaptive:
-                    t = float(t)
-                    s.history.append(t)
-                    s.lam = next_lambda(s.lam, arima_forecast(s.history) if len(s.history) > PAPER_WARMUP else t, t)
+                if forecast is not None:
+                    s.history.append(float(t))
+                    t_hat = forecast(s.history) if len(s.history) > PAPER_WARMUP else s.history[-1]
+                    s.lam = next_lambda(s.lam, t_hat, s.history[-1])
 
     return block
 
@@ -180,36 +189,43 @@ def torch_vmap_block(seeds, images, steps, config):
     return block
 
 
-def fit_ms(history, length: int, repeats: int, rng) -> float:
-    """Median ms of one fit + forecast on ``length`` values: ``history``, continued by its own
-    differences resampled (or cut to ``length``)."""
+def continued(history, length: int, rng) -> np.ndarray:
+    """``history`` continued to ``length`` values by its own differences, resampled."""
     history = np.asarray(history, np.float64)
-    extra = max(0, length - len(history))
-    series = np.concatenate([history, history[-1] + np.cumsum(rng.choice(np.diff(history), extra))])[:length]
-    return common.median_ms(lambda: arima_forecast(series), repeats)
+    steps = rng.choice(np.diff(history), max(0, length - len(history)))
+    return np.concatenate([history, history[-1] + np.cumsum(steps)])
 
 
-def paper_way(images_np, config, args, n_train):
-    """(a): measured ms per sweep step, and the 9,000-step extrapolation (see the module docstring)."""
-    images = torch.from_numpy(images_np)
-    seeds = [TorchSeed(seed, n_train, config, images.shape[1]) for seed in config.seeds]
-    torch_loop_block(seeds, images, PAPER_WARMUP, config, adaptive=True)()
+def paper_way(images, config, args):
+    """(a): the measured ms per sweep step, the fits' share of it, and the 9,000-step extrapolation."""
+    seeds = [TorchSeed(seed, len(images), config, images.shape[1]) for seed in config.seeds]
+    fit_s = []
+
+    def timed_forecast(history):
+        start = time.perf_counter()
+        out = arima_forecast(history)
+        fit_s.append(time.perf_counter() - start)
+        return out
+
+    torch_loop_block(seeds, images, PAPER_WARMUP, config, forecast=arima_forecast)()
     arima_forecast(seeds[0].history)  # statsmodels' imports and first-call costs
-    timed = torch_loop_block(seeds, images, args.paper_steps, config, first=PAPER_WARMUP, adaptive=True)
+    run = torch_loop_block(seeds, images, args.paper_steps, config, first=PAPER_WARMUP, forecast=timed_forecast)
 
     def block():
         for s in seeds:
-            del s.history[PAPER_WARMUP:]  # each repeat fits the same history lengths
-        timed()
+            del s.history[PAPER_WARMUP:]  # every repeat fits the same history lengths
+        run()
 
     measured = common.median_ms(block, args.repeats) / args.paper_steps
-    rng = np.random.default_rng(0)
-    h1 = round(PAPER_WARMUP + (args.paper_steps + 1) / 2)  # mean history length of the timed fits
-    f1, f2 = (fit_ms(seeds[0].history, h, args.repeats, rng) for h in (h1, PAPER_STEPS))
-    mean_fit = f1 + (f2 - f1) * ((PAPER_STEPS + 1) / 2 - h1) / (PAPER_STEPS - h1)  # linear, over 1 … 9,000
+    h1 = PAPER_WARMUP + (args.paper_steps + 1) / 2
+    f1 = 1e3 * sum(fit_s) / len(fit_s)
+    long_history = continued(seeds[0].history, PAPER_STEPS, np.random.default_rng(0))
+    f2 = common.median_ms(lambda: arima_forecast(long_history), args.repeats)
+    mean_fit = f1 + (f2 - f1) * ((PAPER_STEPS + 1) / 2 - h1) / (PAPER_STEPS - h1)
     return {"measured_ms_per_step": measured, "history_from": PAPER_WARMUP + 1,
-            "history_to": PAPER_WARMUP + args.paper_steps, "fit_ms": {h1: f1, PAPER_STEPS: f2},
-            "mean_fit_ms_9000": mean_fit, "ms_per_step": measured + len(seeds) * (mean_fit - f1)}
+            "history_to": PAPER_WARMUP + args.paper_steps, "mean_history": h1, "fit_ms_at_mean_history": f1,
+            "fit_ms_at_9000": f2, "mean_fit_ms_9000_step_run": mean_fit,
+            "ms_per_step": measured + len(seeds) * (mean_fit - f1)}
 
 
 # --------------------------------------------------------------------------------------
@@ -256,7 +272,7 @@ def main() -> None:
                                 config), steps)
     timed("c", torch_vmap_block([TorchSeed(s, n_train, config, in_dim) for s in config.seeds], images, steps,
                                 config), steps)
-    paper = paper_way(images_np, config, args, n_train)
+    paper = paper_way(images, config, args)
     ms["a"] = paper["ms_per_step"]
 
     rows = {"a": "PyTorch loop + statsmodels ARIMA, adaptive λ",
@@ -274,18 +290,19 @@ def main() -> None:
         mark = "  EXTRAPOLATED (see below)" if name == "a" else ""
         print(f"{'(' + name + ')':5s}{label:47s} {ms[name]:13.3f} {ms[name] * PAPER_STEPS / 1e3:12.1f} "
               f"{ms[name] / ms['e']:8.2f}{mark}")
-    (h1, f1), (h2, f2) = paper["fit_ms"].items()
-    print(f"(a) measured {paper['measured_ms_per_step']:.3f} ms per sweep step with histories of "
-          f"{paper['history_from']}-{paper['history_to']} values; one fit + forecast took {f1:.2f} ms at {h1} "
-          f"values and {f2:.2f} ms at {h2} (synthetic continuation of a real T series); linear in the length, a "
-          f"9,000-step run averages {paper['mean_fit_ms_9000']:.2f} ms per fit, which gives the row above")
+    print(f"(a) measured {paper['measured_ms_per_step']:.3f} ms per sweep step at histories of "
+          f"{paper['history_from']}-{paper['history_to']} values, {args.seeds} x {paper['fit_ms_at_mean_history']:.2f} "
+          f"ms of it in fits; one fit at 9,000 values (seed 0's T continued synthetically) took "
+          f"{paper['fit_ms_at_9000']:.2f} ms; linear in the length, fits average "
+          f"{paper['mean_fit_ms_9000_step_run']:.2f} ms over a 9,000-step run, which gives the row above "
+          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})")
     ratio_adaptive = ms["a"] / ms["e'"]
     print(f"(a) / (e'): {ratio_adaptive:.1f}x")
     common.write(args.json, {"benchmark": "peers", "seeds": args.seeds, "steps": steps, "repeats": args.repeats,
                              "paper_steps": args.paper_steps, "paper_warmup": PAPER_WARMUP,
                              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                              "ms_per_step": ms, "ratio_to_e": {k: v / ms["e"] for k, v in ms.items()},
-                             "paper": {**paper, "fit_ms": {str(k): v for k, v in paper["fit_ms"].items()}},
+                             "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "paper": paper,
                              "a_extrapolated": True})
 
 

@@ -14,6 +14,7 @@ in use. On a device that reports its memory, the largest seed count the estimate
 from __future__ import annotations
 
 import argparse
+import time
 
 import jax
 
@@ -30,16 +31,11 @@ def measure(seeds: int, args, images_np) -> dict:
     plan = sweep.make_plan(config, len(images_np), jax.device_count())
     engine = sweep.Engine(config, plan, images_np.shape[1])
     images = engine.put_images(images_np)
-    box = {"states": engine.init_states()}
-    compile_s = engine.compile(box["states"], images)
-    orders = engine.orders(box["states"], 0)
-
-    def block():
-        box["states"], metrics = engine.run_chunk(box["states"], images, orders, 0)
-        jax.block_until_ready(metrics)
-
+    start = time.perf_counter()
+    block = common.sweep_block(engine, images)
+    compile_s = time.perf_counter() - start
     block()
-    ms = common.median_ms(block, args.repeats) / args.steps
+    ms = common.median_ms(block, args.repeats) / plan.chunk
     analysis = engine.compiled_chunk.memory_analysis()
     stats = jax.local_devices()[0].memory_stats() or {}
     return {"seeds": seeds, "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
