@@ -5,8 +5,11 @@ seed per call, the paper's MNIST model and batch, the default adaptive λ on the
 compiled once and timed over ``--repeats`` blocks. Printed per seed count: median ms per sweep
 step, µs per seed-step (falls while the device still has idle capacity), the 15-epoch MNIST
 training time at that rate, the library's memory estimate (``jaxwvae.memory``), the compiled
-chunk's own figure (XLA's memory analysis: arguments + temporaries) and, on GPU, the peak bytes
-in use. On a device that reports its memory, the largest seed count the estimate admits.
+chunk's own figure (XLA's memory analysis: arguments + temporaries), on GPU the peak bytes in
+use, and the work itself from XLA's cost analysis (FLOPs and bytes accessed per sweep step) as
+achieved GFLOP/s and GB/s, beside what a large matmul attains on the same device: how close the
+step is to the machine's limit. On a device that reports its memory, the largest seed count the
+estimate admits.
 
     python benchmarks/scaling.py --seeds-list 1,10,30,100,300,1000 --data-dir ../shared/data
 """
@@ -17,12 +20,25 @@ import argparse
 import time
 
 import jax
+import jax.numpy as jnp
 
 import common
 from jaxwvae import config as config_lib
-from jaxwvae import memory, sweep
+from jaxwvae import memory, sweep, train
 
 PAPER_STEPS = 15 * 600
+
+
+def step_cost(engine, config) -> tuple[float, float]:
+    """FLOPs and bytes accessed of one sweep step, from XLA's cost analysis of the vmapped step alone.
+
+    (The chunk's analysis counts its scan body once, whatever the trip count, so it is not used.)
+    """
+    states = jax.eval_shape(engine.init_states)
+    batch = jax.ShapeDtypeStruct((engine.plan.padded, config.batch_size, 784), jnp.float32)
+    cost = jax.jit(jax.vmap(train.train_step)).lower(states, batch).compile().cost_analysis() or {}
+    cost = cost[0] if isinstance(cost, list) else cost
+    return cost.get("flops", float("nan")), cost.get("bytes accessed", float("nan"))
 
 
 def measure(seeds: int, args, images_np) -> dict:
@@ -38,10 +54,20 @@ def measure(seeds: int, args, images_np) -> dict:
     ms = common.median_ms(block, args.repeats) / plan.chunk
     analysis = engine.compiled_chunk.memory_analysis()
     stats = jax.local_devices()[0].memory_stats() or {}
+    flops, traffic = step_cost(engine, config)
     return {"seeds": seeds, "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
+            "gflop_per_step": flops / 1e9, "gflops": flops / ms / 1e6, "gb_per_s": traffic / ms / 1e6,
             "paper_run_s": ms * PAPER_STEPS / 1e3, "compile_s": compile_s,
             "estimate_bytes": memory.estimate(config, plan.n_train, images_np.shape[1], plan.padded // jax.device_count()),
             "compiled_bytes": sweep.compiled_bytes(analysis), "peak_bytes_in_use": stats.get("peak_bytes_in_use")}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """What this device attains on a large float32 matmul: the reference for the step's GFLOP/s."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    return 2 * n**3 / common.median_ms(lambda: f(a).block_until_ready(), repeats) / 1e6
 
 
 def main() -> None:
@@ -62,15 +88,18 @@ def main() -> None:
         mib = lambda b: "–" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
         print(f"{seeds:6d} seeds  {r['ms_per_step']:9.2f} ms/step  {r['us_per_seed_step']:8.1f} µs/seed-step  "
               f"15 epochs {r['paper_run_s']:8.0f} s  estimate {mib(r['estimate_bytes'])} MiB  "
-              f"compiled {mib(r['compiled_bytes'])} MiB  peak {mib(r['peak_bytes_in_use'])} MiB", flush=True)
+              f"compiled {mib(r['compiled_bytes'])} MiB  peak {mib(r['peak_bytes_in_use'])} MiB  "
+              f"{r['gflop_per_step']:.2f} GFLOP/step -> {r['gflops']:.0f} GFLOP/s, {r['gb_per_s']:.1f} GB/s "
+              f"(XLA cost analysis)", flush=True)
     limit = memory.device_limit()
     largest = None if limit is None else memory.max_replicas(base, len(images_np), images_np.shape[1], limit,
                                                               jax.device_count())
-    print(f"machine: {common.machine()}")
+    attainable = matmul_gflops()
+    print(f"machine: {common.machine()}; a 2048 x 2048 float32 matmul attains {attainable:.0f} GFLOP/s here")
     print("largest seed count that fits (estimate): " + ("no device memory limit reported (CPU)" if largest is None
                                                          else str(largest)))
     common.write(args.json, {"benchmark": "scaling", "steps": args.steps, "repeats": args.repeats, "rows": rows,
-                             "largest_fitting_seeds": largest})
+                             "largest_fitting_seeds": largest, "matmul_gflops": attainable})
 
 
 if __name__ == "__main__":
