@@ -130,7 +130,13 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = 
 
 def sweep_main(argv: Sequence[str]) -> int:
     """``experiments/sweep.py``: one sweep of seeds as one program."""
-    parser = argparse.ArgumentParser(prog="sweep.py", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sweep.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train every seed of a sweep as one compiled program; writes config.json, results.json, "
+                    "history.npz and checkpoints/ into --out (see README.md).",
+        epilog="examples:\n  python experiments/sweep.py --seeds 30                  # the paper's MNIST sweep\n"
+               "  python experiments/sweep.py --seeds 30 --objective kl   # ELBO_KL\n"
+               "  python experiments/sweep.py --resume --out runs/mnist_w # continue a killed run")
     add_common_flags(parser)
     add_sweep_flags(parser)
     args = parser.parse_args(argv)

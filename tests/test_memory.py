@@ -24,7 +24,7 @@ def test_estimate_is_within_25_percent_of_the_compiled_size(seeds):
     engine = sweep.Engine(config, plan, 784)
     states = engine.init_states()
     engine.compile(states, engine.put_images(np.zeros((3000, 784), np.uint8)))
-    compiled = sweep._compiled_bytes(engine.compiled_chunk.memory_analysis())
+    compiled = sweep.compiled_bytes(engine.compiled_chunk.memory_analysis())
     estimate = memory.estimate(config, 3000, 784, seeds)
     assert 0.75 < estimate / compiled < 1.25, (estimate, compiled)
 
