@@ -38,6 +38,8 @@ def main(argv):
                    help="CNNs per cell, trained at once (default 3)")
     g.add_argument("--classifier-epochs", type=cli.count, default=classifier.TABLE2_EPOCHS,
                    help=f"epochs per CNN (default {classifier.TABLE2_EPOCHS})")
+    g.add_argument("--classifier-steps", type=cli.count, default=None,
+                   help="train every cell for exactly N steps instead of --classifier-epochs (equal compute)")
     g.add_argument("--inception-weights", default=None, help="pick the best seeds by Inception FID (see table1.py)")
     g.add_argument("--fid-samples", type=cli.count, default=tables.FID_SAMPLES, help="samples per seed for FID")
     g.add_argument("--feature-train-size", type=cli.count, default=None, help="see table1.py")
@@ -52,6 +54,7 @@ def main(argv):
     report = tables.table2(out, common, datasets=tuple(args.datasets.split(",")), sizes=args.sizes,
                            augment=args.augment, test_size=args.test_size, source=args.augment_source,
                            classifier_seeds=args.classifier_seeds, classifier_epochs=args.classifier_epochs,
+                           classifier_steps=args.classifier_steps,
                            inception_weights=args.inception_weights, fid_samples=args.fid_samples,
                            feature_recipe=recipe or None, progress=not args.no_progress)
     print(tables.table2_markdown(report))

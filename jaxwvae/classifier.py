@@ -186,8 +186,8 @@ class CNN(nn.Module):
 # --------------------------------------------------------------------------- training
 
 
-def fit(seed, images, labels, *, epochs: int, batch_size: int = 128, learning_rate: float = 1e-3,
-        hidden: int | None = TABLE2_HIDDEN):
+def fit(seed, images, labels, *, epochs: int | None = None, batch_size: int = 128, learning_rate: float = 1e-3,
+        hidden: int | None = TABLE2_HIDDEN, steps: int | None = None):
     """Train one :class:`CNN` from ``seed`` (int32 scalar: vmap over an array of seeds); returns its params.
 
     Adam on the mean cross-entropy, no augmentation or regularisation. The
@@ -202,15 +202,21 @@ def fit(seed, images, labels, *, epochs: int, batch_size: int = 128, learning_ra
     skipped). With ``n < batch_size`` the batch is the whole set. Small sets
     thus get few steps per epoch (1,000 images: 8): raise ``epochs`` for them.
 
+    With ``steps`` instead of ``epochs`` the run is exactly ``steps`` Adam steps
+    whatever the set's size (a fixed budget, so sets of different sizes compare
+    at equal compute): the epochs' permutations follow one another and are cut
+    into batches, the last epoch partly used.
+
     Args:
       seed: the classifier seed.
       images: ``[n, 28, 28]`` uint8 (or floats in [0, 1]), shared by all seeds.
       labels: ``[n]`` integer classes.
       epochs, batch_size, learning_rate, hidden: the recipe (``hidden``: see :class:`CNN`).
+      steps: a fixed number of steps in place of ``epochs`` (give one of the two).
     """
     n = images.shape[0]
     batch = min(batch_size, n)
-    steps = -(-n // batch)
+    per_epoch = -(-n // batch)
     model = CNN(hidden)
     key = jax.random.PRNGKey(seed)
     params = model.init(stream(key, INIT_STREAM), jnp.zeros((1, 28, 28), jnp.float32))
@@ -228,10 +234,15 @@ def fit(seed, images, labels, *, epochs: int, batch_size: int = 128, learning_ra
 
     def epoch(carry, e):
         order = jax.random.permutation(stream(key, DATA_STREAM, e), n)
-        order = jnp.concatenate([order, order[: steps * batch - n]]).reshape(steps, batch)
+        order = jnp.concatenate([order, order[: per_epoch * batch - n]]).reshape(per_epoch, batch)
         return lax.scan(step, carry, order)[0], None
 
-    (params, _), _ = lax.scan(epoch, (params, tx.init(params)), jnp.arange(epochs))
+    if steps is None:
+        (params, _), _ = lax.scan(epoch, (params, tx.init(params)), jnp.arange(epochs))
+        return params
+    n_epochs = -(-steps * batch // n)
+    orders = jax.vmap(lambda e: jax.random.permutation(stream(key, DATA_STREAM, e), n))(jnp.arange(n_epochs))
+    (params, _), _ = lax.scan(step, (params, tx.init(params)), orders.reshape(-1)[: steps * batch].reshape(steps, batch))
     return params
 
 
@@ -244,15 +255,15 @@ def _check_data(images, labels):
     return images, labels
 
 
-def train(seeds, images, labels, *, epochs: int, batch_size: int = 128, learning_rate: float = 1e-3,
-          hidden: int | None = TABLE2_HIDDEN):
+def train(seeds, images, labels, *, epochs: int | None = None, batch_size: int = 128, learning_rate: float = 1e-3,
+          hidden: int | None = TABLE2_HIDDEN, steps: int | None = None):
     """:func:`fit` for every seed at once, as one ``jit(vmap(fit))`` program.
 
     Args:
       seeds: ``[s]`` integer classifier seeds.
       images: ``[n, 28, 28]`` uint8 (or floats in [0, 1]); copied to the device once.
       labels: ``[n]`` integer classes.
-      epochs, batch_size, learning_rate, hidden: see :func:`fit`.
+      epochs, batch_size, learning_rate, hidden, steps: see :func:`fit` (give ``epochs`` or ``steps``).
 
     Returns:
       The parameters, every leaf with a leading seed axis ``[s, ...]``.
@@ -260,18 +271,22 @@ def train(seeds, images, labels, *, epochs: int, batch_size: int = 128, learning
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or len(seeds) == 0 or not np.issubdtype(seeds.dtype, np.integer):
         raise ValueError(f"seeds must be a non-empty 1-D sequence of integers, got {seeds!r}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    if (epochs is None) == (steps is None):
+        raise ValueError(f"give epochs or steps, not both or neither (got epochs={epochs}, steps={steps})")
+    budget = epochs if steps is None else steps
+    if budget < 1 or batch_size < 1:
+        raise ValueError(f"epochs (or steps) and batch_size must be >= 1, got {budget}, {batch_size}")
     images, labels = _check_data(images, labels)
-    program = _trainer(int(epochs), int(batch_size), float(learning_rate), hidden)
+    program = _trainer(None if epochs is None else int(epochs), int(batch_size), float(learning_rate), hidden,
+                       None if steps is None else int(steps))
     return program(jnp.asarray(seeds, jnp.int32), jnp.asarray(images), jnp.asarray(labels))
 
 
 @functools.lru_cache(maxsize=None)
-def _trainer(epochs, batch_size, learning_rate, hidden):
+def _trainer(epochs, batch_size, learning_rate, hidden, steps):
     """``jit(vmap(fit))`` for one recipe, kept: a second call with the same shapes does not recompile."""
     one = functools.partial(fit, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                            hidden=hidden)
+                            hidden=hidden, steps=steps)
     return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 
 

@@ -183,7 +183,7 @@ def table1_markdown(report: dict) -> str:
 
 # ---------------------------------------------------------------------- pictures
 def write_pictures(out: pathlib.Path, dataset: str, rows: list[dict], data_dir) -> None:
-    """Samples of each objective's median-FID seed, and Figure 5: originals beside reconstructions."""
+    """Samples of each objective's median-FID seed, and Figure 5: originals beside ELBO_W and ELBO_KL reconstructions."""
     samples, recons = {}, {}
     originals, _ = data.load(dataset, "test", data_dir)
     originals = originals[:32]
@@ -194,7 +194,7 @@ def write_pictures(out: pathlib.Path, dataset: str, rows: list[dict], data_dir) 
         one = _one_replica(params, list(config.seeds).index(int(seed)))
         label = f"{row['label']}, seed {seed} (FID {fids[seed]:.1f})"
         samples[label] = generate.to_uint8(generate.sample_prior(model, one, [int(seed)], 64))[0]
-        if row["variant"] in ("w", "kl"):
+        if row["variant"] in ("w", "w_fixed", "kl"):
             recons[label] = generate.to_uint8(generate.reconstruct(model, one, originals))[0]
     plots.write_image_panels(out / f"samples_{dataset}.png", samples, cols=8,
                              title=f"{dataset}: 64 samples from the prior of the median-FID seed of each objective")
@@ -264,14 +264,16 @@ def best_replica(fids: list[float], runs: list[dict]) -> int:
 def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist"), sizes=TABLE2_SIZES,
            augment: int = TABLE2_AUGMENT, test_size: int = TABLE2_TEST_SIZE, source: str = "originals",
            classifier_seeds: int = TABLE2_SEEDS, classifier_epochs: int = classifier.TABLE2_EPOCHS,
-           inception_weights=None, fid_samples: int = FID_SAMPLES, feature_recipe: dict | None = None,
+           classifier_steps: int | None = None, inception_weights=None, fid_samples: int = FID_SAMPLES,
+           feature_recipe: dict | None = None,
            progress: bool = True) -> dict:
     """Classifier accuracy on real and real + reconstructed images; ``table2.md``/``.json`` in ``out``.
 
     The ELBO_W (adaptive λ), ELBO_W (λ = 1) and ELBO_KL sweeps are run or read under ``out`` as
     for Table 1, and each one's best seed by FID (over/underfit runs left out unless all are)
     reconstructs the images that :func:`jaxwvae.augment.plan` picks. Every cell trains
-    ``classifier_seeds`` CNNs at once.
+    ``classifier_seeds`` CNNs at once, for ``classifier_epochs`` epochs (so a larger set gets more
+    steps, as in the paper) or, given ``classifier_steps``, for that many steps in every cell.
     """
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -303,16 +305,18 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
                 x, y = augmentation.merge(train_x, train_y, split.originals[size], split.reconstructed,
                                      recons.get(condition))
                 start = time.perf_counter()
-                params = classifier.train(seeds, x, y, epochs=classifier_epochs)
+                budget = {"steps": classifier_steps} if classifier_steps else {"epochs": classifier_epochs}
+                params = classifier.train(seeds, x, y, **budget)
                 acc = 100.0 * classifier.accuracy(params, test_x[split.test], test_y[split.test])
                 m, sd, n = mean_sd(acc.tolist())
                 cells[condition] = {"mean": m, "sd": sd, "n": n, "per_seed": acc.tolist(), "train_images": len(x),
-                                    "steps": classifier_epochs * -(-len(x) // 128),
+                                    "steps": classifier_steps or classifier_epochs * -(-len(x) // 128),
                                     "train_s": time.perf_counter() - start}
             rows.append({"dataset": dataset, "size": size, "cells": cells,
                          "paper": paper.TABLE2.get(size) if dataset == "mnist" else None})
     report = {"augment": augment, "source": source, "test_size": test_size, "classifier_seeds": classifier_seeds,
-              "classifier_epochs": classifier_epochs, "batch_size": 128, "learning_rate": 1e-3,
+              "classifier_epochs": None if classifier_steps else classifier_epochs,
+              "classifier_steps": classifier_steps, "batch_size": 128, "learning_rate": 1e-3,
               "models": models, "rows": rows, "device": jax.devices()[0].device_kind}
     rundir.write_json(out / "table2.json", report)
     rundir.atomic_write_bytes(out / "table2.md", table2_markdown(report).encode())
@@ -324,8 +328,10 @@ def table2_markdown(report: dict) -> str:
     best = ", ".join(f"{k} seed {v['seed']}" for k, v in report["models"].items())
     source = ("reconstructions of images inside the original set" if report["source"] == "originals" else
               "reconstructions of training images outside every original set")
+    budget = (f"{report['classifier_steps']} steps in every cell" if report.get("classifier_steps") else
+              f"{report['classifier_epochs']} epoch(s), so larger sets get more steps")
     lines = [f"Test accuracy (%) of a 3-layer CNN on {report['test_size']} test images, mean (sd) over "
-             f"{report['classifier_seeds']} classifier seeds; {report['classifier_epochs']} epochs of Adam "
+             f"{report['classifier_seeds']} classifier seeds; {budget}; Adam "
              f"(lr {report['learning_rate']}, batch {report['batch_size']}). Augmentation: {report['augment']} "
              f"{source}, by the best-FID seed of each objective "
              f"({best}). "

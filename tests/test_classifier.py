@@ -149,3 +149,16 @@ def test_rejects_bad_inputs(mnist):
         classifier.train([0], x, y[:-1], epochs=1)
     with pytest.raises(ValueError):
         classifier.train([0], x.reshape(-1, 28 * 28)[:, :100], y, epochs=1)
+
+
+def test_a_step_budget_walks_the_epochs_in_order(mnist):
+    """``steps`` = epochs x steps per epoch on a set that batches evenly trains exactly as ``epochs``."""
+    x, y, _, _ = mnist
+    x, y = x[:256], y[:256]  # 4 batches of 64 per epoch
+    by_epochs = classifier.train([3], x, y, epochs=2, batch_size=64)
+    by_steps = classifier.train([3], x, y, steps=8, batch_size=64)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), by_epochs, by_steps)
+    shorter = classifier.train([3], x, y, steps=7, batch_size=64)
+    assert not all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.array_equal, by_epochs, shorter)))
+    with pytest.raises(ValueError, match="give epochs or steps"):
+        classifier.train([3], x, y, epochs=1, steps=4)
