@@ -40,7 +40,11 @@ def test_table1_has_every_row_beside_the_paper(table1_out):
         assert r["fid_kept"][2] == 2 - len(r["excluded"])
     text = (out / "table1.md").read_text()
     assert "NOT the paper's Inception scale" in text and "23.1 (2.5)" in text
-    assert "ELBO_KL / ELBO_W (adaptive λ)" in text
+    assert "| mnist | ELBO_KL / ELBO_W (adaptive λ) |" in text and "| mnist | ELBO_KL / ELBO_W (λ = 1 fixed) |" in text
+    ratios = {r["ratio"]: r for r in report["ratios"]}
+    ours = ratios["WAE-MMD (λ = 10) / ELBO_W (λ = 1 fixed)"]["ours"]
+    assert ours == pytest.approx(rows["wae"]["fid_all"][0] / rows["w_fixed"]["fid_all"][0])
+    assert ratios["ELBO_KL / ELBO_W (λ = 1 fixed)"]["paper"] == pytest.approx(81.7 / 23.1)
     for name in ("samples_mnist.png", "figure5_mnist.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
