@@ -306,7 +306,7 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
                                                    "features": feature_name}
         for size in sorted(split.originals):
             cells = {}
-            for condition in TABLE2_CONDITIONS:
+            for condition in ("original", *(c for c in TABLE2_CONDITIONS if c in recons)):
                 x, y = augmentation.merge(train_x, train_y, split.originals[size], split.reconstructed,
                                      recons.get(condition))
                 start = time.perf_counter()
@@ -345,7 +345,8 @@ def table2_markdown(report: dict) -> str:
              + " / ".join(names[c] for c in TABLE2_PAPER) + " |",
              "|" + "---|" * (len(TABLE2_CONDITIONS) + 3)]
     for r in report["rows"]:
-        cells = [f"{r['cells'][c]['mean']:.1f} ({r['cells'][c]['sd']:.1f})" for c in TABLE2_CONDITIONS]
+        cells = [f"{r['cells'][c]['mean']:.1f} ({r['cells'][c]['sd']:.1f})" if c in r["cells"] else "–"
+                 for c in TABLE2_CONDITIONS]
         theirs = " / ".join(f"{r['paper'][c]:.1f}" for c in TABLE2_PAPER) if r["paper"] else "–"
         lines.append(f"| {r['dataset']} | {r['size']} | " + " | ".join(cells) + f" | {theirs} |")
     return "\n".join(lines) + "\n"
