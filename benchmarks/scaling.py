@@ -58,7 +58,8 @@ def measure(seeds: int, args, images_np) -> dict:
     return {"seeds": seeds, "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
             "gflop_per_step": flops / 1e9, "gflops": flops / ms / 1e6, "gb_per_s": traffic / ms / 1e6,
             "paper_run_s": ms * PAPER_STEPS / 1e3, "compile_s": compile_s,
-            "estimate_bytes": memory.estimate(config, plan.n_train, images_np.shape[1], plan.padded // jax.device_count()),
+            "estimate_bytes": memory.estimate(config, plan.n_train, images_np.shape[1],
+                                              plan.padded // jax.device_count()),
             "compiled_bytes": sweep.compiled_bytes(analysis), "peak_bytes_in_use": stats.get("peak_bytes_in_use")}
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "Conv3x3",
     "TABLE2_HIDDEN",
     "TABLE2_EPOCHS",
+    "BATCH_SIZE",
+    "LEARNING_RATE",
     "FEATURE_HIDDEN",
     "FEATURE_SEED",
     "FEATURE_EPOCHS",
@@ -56,6 +58,8 @@ TABLE2_HIDDEN = None  # the Table-2 classifier: conv, conv, dense-10 (see CNN)
 # Suggested epochs for the Table-2 classifier on ~10,000 images (79 steps of 128 each): on
 # MNIST, 96.6% (5 epochs) and 97.0% (10 epochs) on the first 3,000 test images, 3 seeds.
 TABLE2_EPOCHS = 5
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
 FEATURE_HIDDEN = 128  # width of the FID feature layer
 FEATURE_SEED = 0
 FEATURE_EPOCHS = 3  # 1,407 steps: test accuracy 98.8% (MNIST), 90.4% (Fashion-MNIST)
@@ -186,7 +190,8 @@ class CNN(nn.Module):
 # --------------------------------------------------------------------------- training
 
 
-def fit(seed, images, labels, *, epochs: int | None = None, batch_size: int = 128, learning_rate: float = 1e-3,
+def fit(seed, images, labels, *, epochs: int | None = None, batch_size: int = BATCH_SIZE,
+        learning_rate: float = LEARNING_RATE,
         hidden: int | None = TABLE2_HIDDEN, steps: int | None = None):
     """Train one :class:`CNN` from ``seed`` (int32 scalar: vmap over an array of seeds); returns its params.
 
@@ -242,7 +247,8 @@ def fit(seed, images, labels, *, epochs: int | None = None, batch_size: int = 12
         return params
     n_epochs = -(-steps * batch // n)
     orders = jax.vmap(lambda e: jax.random.permutation(stream(key, DATA_STREAM, e), n))(jnp.arange(n_epochs))
-    (params, _), _ = lax.scan(step, (params, tx.init(params)), orders.reshape(-1)[: steps * batch].reshape(steps, batch))
+    batches = orders.reshape(-1)[: steps * batch].reshape(steps, batch)
+    (params, _), _ = lax.scan(step, (params, tx.init(params)), batches)
     return params
 
 
@@ -255,7 +261,8 @@ def _check_data(images, labels):
     return images, labels
 
 
-def train(seeds, images, labels, *, epochs: int | None = None, batch_size: int = 128, learning_rate: float = 1e-3,
+def train(seeds, images, labels, *, epochs: int | None = None, batch_size: int = BATCH_SIZE,
+          learning_rate: float = LEARNING_RATE,
           hidden: int | None = TABLE2_HIDDEN, steps: int | None = None):
     """:func:`fit` for every seed at once, as one ``jit(vmap(fit))`` program.
 
@@ -363,8 +370,8 @@ def accuracy(params, images, labels) -> np.ndarray:
 
 
 def feature_cache_path(dataset: str, *, cache_dir=None, train_size: int | None = None,
-                       epochs: int = FEATURE_EPOCHS, batch_size: int = 128,
-                       learning_rate: float = 1e-3) -> pathlib.Path:
+                       epochs: int = FEATURE_EPOCHS, batch_size: int = BATCH_SIZE,
+                       learning_rate: float = LEARNING_RATE) -> pathlib.Path:
     """Where :func:`feature_params` keeps its network: ``<cache>/fid/<dataset>-cnn-<version>-<recipe>.msgpack``.
 
     The name holds :data:`FEATURE_RECIPE_VERSION` and every recipe argument.
@@ -377,7 +384,7 @@ def feature_cache_path(dataset: str, *, cache_dir=None, train_size: int | None =
 
 
 def feature_params(dataset: str, data_dir=None, *, cache_dir=None, train_size: int | None = None,
-                   epochs: int = FEATURE_EPOCHS, batch_size: int = 128, learning_rate: float = 1e-3):
+                   epochs: int = FEATURE_EPOCHS, batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE):
     """The FID feature network of ``dataset``: one :class:`CNN` (hidden 128, seed 0), trained once and cached.
 
     The first call trains it on the first ``train_size`` images of the

@@ -188,7 +188,7 @@ def table1_markdown(report: dict) -> str:
 
 # ---------------------------------------------------------------------- pictures
 def write_pictures(out: pathlib.Path, dataset: str, rows: list[dict], data_dir) -> None:
-    """Samples of each objective's median-FID seed, and Figure 5: originals beside ELBO_W and ELBO_KL reconstructions."""
+    """Samples of each objective's median-FID seed; Figure 5: originals beside ELBO_W and ELBO_KL reconstructions."""
     samples, recons = {}, {}
     originals, _ = data.load(dataset, "test", data_dir)
     originals = originals[:32]
@@ -240,7 +240,8 @@ def table3_markdown(report: dict) -> str:
     lines = [f"Mean training loss over seeds at iteration t (the batch at step t, before its update), "
              f"{report['dataset']}; summed over a batch of {batch} images like the paper "
              f"(per image in brackets). ELBO_W includes λ_t · W2².", ""]
-    header = "| iteration | " + " | ".join(f"{r['label']} (n={r['seeds']})" for r in rows) + " | paper ELBO_KL | paper ELBO_W |"
+    header = ("| iteration | " + " | ".join(f"{r['label']} (n={r['seeds']})" for r in rows)
+              + " | paper ELBO_KL | paper ELBO_W |")
     lines += [header, "|" + "---|" * (len(rows) + 3)]
     for s in paper.TABLE3_STEPS:
         cells = [f"{r['per_batch'][s]:.0f} ({r['per_image'][s]:.1f})" if s in r["per_batch"] else "–" for r in rows]
@@ -284,6 +285,7 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
     out.mkdir(parents=True, exist_ok=True)
     data_dir = common.get("data_dir")
     seeds = np.arange(classifier_seeds)
+    batch = classifier.BATCH_SIZE
     rows, models = [], {}
     for dataset in datasets:
         train_x, train_y = data.load(dataset, "train", data_dir)
@@ -315,13 +317,14 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
                 acc = 100.0 * classifier.accuracy(params, test_x[split.test], test_y[split.test])
                 m, sd, n = mean_sd(acc.tolist())
                 cells[condition] = {"mean": m, "sd": sd, "n": n, "per_seed": acc.tolist(), "train_images": len(x),
-                                    "steps": classifier_steps or classifier_epochs * -(-len(x) // 128),
+                                    "steps": classifier_steps or classifier_epochs * -(-len(x) // batch),
                                     "train_s": time.perf_counter() - start}
             rows.append({"dataset": dataset, "size": size, "cells": cells,
                          "paper": paper.TABLE2.get(size) if dataset == "mnist" else None})
     report = {"augment": augment, "source": source, "test_size": test_size, "classifier_seeds": classifier_seeds,
               "classifier_epochs": None if classifier_steps else classifier_epochs,
-              "classifier_steps": classifier_steps, "batch_size": 128, "learning_rate": 1e-3,
+              "classifier_steps": classifier_steps, "batch_size": classifier.BATCH_SIZE,
+              "learning_rate": classifier.LEARNING_RATE,
               "models": models, "rows": rows, "device": jax.devices()[0].device_kind}
     rundir.write_json(out / "table2.json", report)
     rundir.atomic_write_bytes(out / "table2.md", table2_markdown(report).encode())
