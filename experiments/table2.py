@@ -25,8 +25,8 @@ def main(argv):
     cli.add_common_flags(parser)
     from jaxwvae import augment, classifier, tables
 
+    cli.add_table_flags(parser)
     g = parser.add_argument_group("Table 2")
-    g.add_argument("--datasets", default="mnist,fashion_mnist", help="comma-separated datasets")
     g.add_argument("--sizes", type=cli.ints, default=tables.TABLE2_SIZES,
                    help="original training set sizes (default 10000,20000,60000)")
     g.add_argument("--augment", type=int, default=tables.TABLE2_AUGMENT, help="reconstructed images added (10000)")
@@ -40,23 +40,16 @@ def main(argv):
                    help=f"epochs per CNN (default {classifier.TABLE2_EPOCHS})")
     g.add_argument("--classifier-steps", type=cli.count, default=None,
                    help="train every cell for exactly N steps instead of --classifier-epochs (equal compute)")
-    g.add_argument("--inception-weights", default=None, help="pick the best seeds by Inception FID (see table1.py)")
-    g.add_argument("--fid-samples", type=cli.count, default=tables.FID_SAMPLES, help="samples per seed for FID")
-    g.add_argument("--feature-train-size", type=cli.count, default=None, help="see table1.py")
-    g.add_argument("--feature-epochs", type=cli.count, default=None, help="see table1.py")
     args = parser.parse_args(argv)
 
     common = cli.given_fields(args)
     for name in ("dataset", "test_size"):  # rows come from --datasets; --test-size is the classifier's here
         common.pop(name, None)
-    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
     out = args.out or cli.default_out(cli.config_from_args(args), "table2")
-    report = tables.table2(out, common, datasets=tuple(args.datasets.split(",")), sizes=args.sizes,
-                           augment=args.augment, test_size=args.test_size, source=args.augment_source,
-                           classifier_seeds=args.classifier_seeds, classifier_epochs=args.classifier_epochs,
-                           classifier_steps=args.classifier_steps,
-                           inception_weights=args.inception_weights, fid_samples=args.fid_samples,
-                           feature_recipe=recipe or None, progress=not args.no_progress)
+    report = tables.table2(out, common, sizes=args.sizes, augment=args.augment, test_size=args.test_size,
+                           source=args.augment_source, classifier_seeds=args.classifier_seeds,
+                           classifier_epochs=args.classifier_epochs, classifier_steps=args.classifier_steps,
+                           **cli.table_options(args))
     print(tables.table2_markdown(report))
     print(f"written into {out}")
     return 0

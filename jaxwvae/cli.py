@@ -90,6 +90,25 @@ _NOT_CONFIG = {"preset", "out", "no_progress", "resume", "overwrite", "plots", "
                "coordinator", "num_processes", "process_id", "distributed"}
 
 
+def add_table_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags the table scripts share: which datasets, and how FID picks and scores the models."""
+    g = parser.add_argument_group("datasets and FID")
+    g.add_argument("--datasets", default="mnist,fashion_mnist", help="comma-separated datasets")
+    g.add_argument("--inception-weights", default=None,
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: FID on the Inception scale")
+    g.add_argument("--fid-samples", type=count, default=10_000, help="samples per seed (and test images)")
+    g.add_argument("--feature-train-size", type=count, default=None,
+                   help="train the FID feature CNN on the first N training images (default: all)")
+    g.add_argument("--feature-epochs", type=count, default=None, help="epochs of the FID feature CNN (default 3)")
+
+
+def table_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``jaxwvae.tables.table1``/``table2`` that :func:`add_table_flags` sets."""
+    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
+    return {"datasets": tuple(args.datasets.split(",")), "inception_weights": args.inception_weights,
+            "fid_samples": args.fid_samples, "feature_recipe": recipe or None, "progress": not args.no_progress}
+
+
 def given_fields(args: argparse.Namespace) -> dict:
     """The config fields the command line sets explicitly."""
     given = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
