@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from jaxwvae import config as config_lib
+from jaxwvae import grid
 from jaxwvae.errors import ConfigError, UserError
 
 
@@ -73,12 +74,21 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--forecaster", default=S, help="device (default), host or statsmodels")
     g.add_argument("--arima-order", type=ints, default=S, help="p,d,q of the T forecaster (default 1,1,0)")
     g.add_argument("--lambda-c", type=number, default=S, help="step size c of the λ rule (default 0.05)")
+    g.add_argument("--lambda-min", type=number, default=S, help="lower bound of the adaptive λ (default 0)")
+    g.add_argument("--lambda-max", type=number, default=S, help="upper bound of the adaptive λ (default none)")
+    g.add_argument("--lambda-t-scale", type=number, default=S,
+                   help="1: T inside the rule's β (default); 2: the paper's printed 2T")
+    g.add_argument("--lambda-sign-zero", type=number, default=S, help="sign(0) in the rule's β: 1 (default), 0 or -1")
     g.add_argument("--refit-every", type=count, default=S, help="statsmodels: refit every k steps, extend between")
     g.add_argument("--latent-dim", type=count, default=S, help="latent size m (default 20)")
     g.add_argument("--hidden", type=ints, default=S, help="encoder widths (default 512,256)")
     g.add_argument("--sigma-max-one", action="store_const", const=True, default=S,
                    help="the paper's adjusted ReLU: keep every σ <= 1")
     g.add_argument("--learning-rate", type=number, default=S, help="Adam step size (default 1e-3)")
+    g.add_argument("--grid", action="append", default=S, metavar="NAME=V1,V2,...",
+                   help="vary a field between replicas (repeatable; replicas = product of the lists x seeds), "
+                        "e.g. --grid lambda_c=0.05,0.005 --grid lam=1,uniform:0:20; fields: "
+                        + ", ".join(grid.FIELDS))
     g.add_argument("--steps-per-call", type=count, default=S, help="steps per compiled call (default 100)")
     g.add_argument("--checkpoint-every", type=count, default=S, help="steps between checkpoints (0: none)")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -121,6 +131,8 @@ def given_fields(args: argparse.Namespace) -> dict:
         given["seeds"] = tuple(range(n))
     if "seed_list" in vars(args):
         given["seeds"] = args.seed_list
+    if "grid" in given:
+        given["grid"] = grid.parse(given["grid"])
     return {k: v for k, v in given.items() if k in {f.name for f in dataclasses.fields(config_lib.SweepConfig)}}
 
 

@@ -58,6 +58,15 @@ class SweepConfig:
     λ from its registry default (1 for ``w`` and ``kl``, 10 for ``wae``), the
     λ rule ``arima`` for ``w`` (the paper's adaptive schedule), ``fixed`` otherwise.
     The optimiser is Adam at ``learning_rate`` (the paper names none).
+
+    The λ rule's readings (``jaxwvae.lambda_rule``): ``lambda_c`` is c,
+    λ is kept in ``[lambda_min, lambda_max]`` (``None``: unbounded),
+    ``lambda_t_scale`` is 1 for T or 2 for the printed 2T inside β, and
+    ``lambda_sign_zero`` is the value of sign(0) in β (−1, 0 or +1).
+
+    ``grid`` holds grid points, each a tuple of ``(field, value)`` pairs
+    (``jaxwvae.grid``); the replicas are every point times every seed, all in
+    one program. Empty: one point, the config itself.
     """
 
     dataset: str = "mnist"
@@ -68,6 +77,10 @@ class SweepConfig:
     forecaster: str = "device"
     arima_order: tuple[int, int, int] = (1, 1, 0)
     lambda_c: float = 0.05
+    lambda_min: float = 0.0
+    lambda_max: float | None = None
+    lambda_t_scale: float = 1.0
+    lambda_sign_zero: float = 1.0
     refit_every: int = 1
     epochs: int = 15
     batch_size: int = 100
@@ -80,6 +93,7 @@ class SweepConfig:
     data_dir: str | None = None
     steps_per_call: int = 100
     checkpoint_every: int = 600
+    grid: tuple[tuple[tuple[str, object], ...], ...] = ()
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> SweepConfig:
@@ -98,7 +112,10 @@ class SweepConfig:
         return LamInit.parse(self.lam if self.lam is not None else "1")
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """A JSON-ready dict; grid points become ``{field: value}`` objects."""
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        d["grid"] = [dict(point) for point in self.grid]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> SweepConfig:
@@ -110,6 +127,8 @@ class SweepConfig:
         for name in ("seeds", "arima_order", "hidden"):
             if name in d:
                 d[name] = tuple(d[name])
+        if "grid" in d:
+            d["grid"] = tuple(tuple((k, v) for k, v in point.items()) for point in d["grid"])
         return cls(**d)
 
     # ------------------------------------------------------------------ validation
@@ -151,6 +170,15 @@ class SweepConfig:
             bad("arima_order", "statsmodels needs at least one parameter", "pass e.g. --arima-order 1,1,0")
         if not (self.lambda_c > 0 and _finite(self.lambda_c)):
             bad("lambda_c", "c must be a positive number", "pass e.g. --lambda-c 0.05 (the paper's value)")
+        if not (self.lambda_min >= 0 and _finite(self.lambda_min)):
+            bad("lambda_min", "must be a number >= 0", "pass e.g. --lambda-min 0")
+        if self.lambda_max is not None and not (_finite(self.lambda_max) and self.lambda_max >= self.lambda_min):
+            bad("lambda_max", f"must be a number >= --lambda-min {self.lambda_min:g}",
+                "pass e.g. --lambda-max 20, or omit it for no upper bound")
+        if self.lambda_t_scale not in (1, 2):
+            bad("lambda_t_scale", "must be 1 (T inside β) or 2 (the paper's printed 2T)", "pass 1 or 2")
+        if self.lambda_sign_zero not in (-1, 0, 1):
+            bad("lambda_sign_zero", "sign(0) must be -1, 0 or 1", "pass 1 (the paper's prose), 0 or -1")
         if self.refit_every < 1:
             bad("refit_every", "must be >= 1", "pass --refit-every 1 to refit statsmodels every step")
         if self.epochs < 1:
@@ -175,6 +203,10 @@ class SweepConfig:
             bad("steps_per_call", "must be >= 1", "pass e.g. --steps-per-call 100")
         if self.checkpoint_every < 0:
             bad("checkpoint_every", "must be >= 0", "pass 0 to turn checkpoints off, or a number of steps")
+        if self.grid:
+            from jaxwvae import grid
+
+            grid.validate(self)
 
 
 def _show(value) -> str:

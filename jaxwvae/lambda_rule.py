@@ -5,12 +5,20 @@ After step ``t`` with batch-mean gap ``T_t`` and a forecast ``T̂_{t+1}``::
     β = 1 / (1 + exp(T̂_{t+1} − T_t)) − (1 + sign T̂_{t+1}) / 2
     λ_{t+1} = max(λ_min, λ_t + c · β)
 
-Choices where the paper is silent, each tested:
+Choices where the paper is silent, each a per-replica value in :class:`RuleHyper`
+(so a grid of readings is one program), each tested:
 
-* ``sign(0) = +1``: the paper's prose puts ``T̂ = 0`` in the "λ decreases"
-  branch ("if T_{t+1} >= 0, β = ... − 1 is negative"), so ``β < 0`` iff ``T̂ >= 0``.
-* ``λ_min = 0``: β lies in (−1, 1), so λ could cross zero; a negative weight
-  would reward moving away from the prior, so λ is clamped at 0.
+* ``sign_zero`` (default ``+1``): the value of ``sign(0)``. The paper's prose
+  puts ``T̂ = 0`` in the "λ decreases" branch ("if T_{t+1} >= 0, β = ... − 1 is
+  negative"), so by default ``β < 0`` iff ``T̂ >= 0``; ``-1`` puts it in the
+  increasing branch, ``0`` (NumPy's ``sign``) gives ``β = σ(T − T̂) − 1/2``.
+* ``t_scale`` (default 1): the gap inside β is ``t_scale · T``. The paper's
+  printed T is ``2T`` (its formula lacks the 1/2 of the Gaussian terms), so
+  ``t_scale = 2`` is the rule read as printed; the sign branch is unchanged.
+* ``lam_min = 0``, ``lam_max = +inf``: β lies in (−1, 1), so λ could cross
+  zero; a negative weight would reward moving away from the prior, so λ is
+  clamped at ``lam_min``. Section 4 lets λ "vary between 0 and 20":
+  ``lam_max = 20`` reads that as a bound on the adaptive λ.
 * Warm-up: the forecast is the last value (``T̂_{t+1} = T_t``, β = ±1/2) until
   the estimator has at least ``max(p, 1)`` regression pairs.
 
@@ -33,18 +41,53 @@ import numpy as np
 
 LAMBDA_C = 0.05  # the paper's c (Appendix B)
 LAMBDA_MIN = 0.0
+LAMBDA_MAX = float("inf")
 
 
-def beta(t_forecast, t_now, xp=jnp):
-    """β = sigmoid(T_t − T̂_{t+1}) − [T̂_{t+1} >= 0]; negative iff ``t_forecast >= 0``."""
+def beta(t_forecast, t_now, t_scale=1.0, sign_zero=1.0, xp=jnp):
+    """β = σ(s·(T_t − T̂_{t+1})) − (1 + sign T̂_{t+1}) / 2, with ``sign(0) = sign_zero`` and ``s = t_scale``.
+
+    With the defaults, β is negative iff ``t_forecast >= 0``.
+    """
     # 1 / (1 + exp(a)) written as (1 - tanh(a / 2)) / 2, which never overflows.
-    return 0.5 * (1.0 - xp.tanh(0.5 * (t_forecast - t_now))) - xp.where(t_forecast >= 0, 1.0, 0.0)
+    sigmoid = 0.5 * (1.0 - xp.tanh(0.5 * t_scale * (t_forecast - t_now)))
+    sign = xp.where(t_forecast > 0, 1.0, xp.where(t_forecast < 0, -1.0, sign_zero))
+    return sigmoid - 0.5 * (1.0 + sign)
 
 
-def next_lambda(lam, t_forecast, t_now, c=LAMBDA_C, lam_min=LAMBDA_MIN, xp=jnp):
-    """λ_{t+1} = max(λ_min, λ_t + c · β(T̂_{t+1}, T_t)), in the dtype of ``lam``."""
+def next_lambda(lam, t_forecast, t_now, c=LAMBDA_C, lam_min=LAMBDA_MIN, lam_max=LAMBDA_MAX, t_scale=1.0,
+                sign_zero=1.0, xp=jnp):
+    """λ_{t+1} = clip(λ_t + c · β(T̂_{t+1}, T_t), λ_min, λ_max), in the dtype of ``lam``."""
     lam = xp.asarray(lam)
-    return xp.maximum(lam + c * beta(t_forecast, t_now, xp=xp), lam_min).astype(lam.dtype)
+    moved = lam + c * beta(t_forecast, t_now, t_scale, sign_zero, xp=xp)
+    return xp.minimum(xp.maximum(moved, lam_min), lam_max).astype(lam.dtype)
+
+
+class RuleHyper(NamedTuple):
+    """The λ rule's per-replica hyperparameters (arrays; leading axes index replicas, as in the state).
+
+    ``adaptive`` is 1 where λ follows the rule and 0 where it stays at λ₀, so
+    fixed and adaptive replicas can share one compiled program.
+    """
+
+    adaptive: Any
+    c: Any
+    lam_min: Any
+    lam_max: Any  # +inf: unbounded
+    t_scale: Any
+    sign_zero: Any
+
+    @classmethod
+    def default(cls, xp=jnp, dtype=np.float32):
+        """The paper's Section 3 rule: adaptive, c = 0.05, λ in [0, inf), T in β, sign(0) = +1."""
+        return cls(*(xp.asarray(v, dtype) for v in (1.0, LAMBDA_C, LAMBDA_MIN, LAMBDA_MAX, 1.0, 1.0)))
+
+
+def rule_step(lam, t_forecast, t_now, hyper: RuleHyper, xp=jnp):
+    """:func:`next_lambda` with ``hyper``'s values; λ stays where ``hyper.adaptive`` is 0."""
+    moved = next_lambda(lam, t_forecast, t_now, hyper.c, hyper.lam_min, hyper.lam_max, hyper.t_scale,
+                        hyper.sign_zero, xp=xp)
+    return xp.where(hyper.adaptive > 0, moved, xp.asarray(lam)).astype(xp.asarray(lam).dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -134,10 +177,13 @@ def arima_update(state: ArimaState, t_value, order, xp=jnp):
 
 
 class LambdaRule(NamedTuple):
-    """``init() -> state``; ``update(t_value, state, lam) -> (lam_next, state, t_forecast)``."""
+    """``init() -> state``; ``update(t_value, state, lam, hyper) -> (lam_next, state, t_forecast)``.
+
+    ``hyper`` is the replica's :class:`RuleHyper`; ``t_forecast`` is NaN where λ does not adapt.
+    """
 
     init: Callable[[], Any]
-    update: Callable[[Any, Any, Any], tuple[Any, Any, Any]]
+    update: Callable[[Any, Any, Any, RuleHyper], tuple[Any, Any, Any]]
 
 
 class NoState(NamedTuple):
@@ -147,13 +193,14 @@ class NoState(NamedTuple):
 def fixed() -> LambdaRule:
     """λ never moves; the forecast is NaN."""
 
-    def update(t_value, state, lam):
+    def update(t_value, state, lam, hyper):
+        del hyper
         return lam, state, jnp.full_like(t_value, jnp.nan)
 
     return LambdaRule(lambda: NoState(), update)
 
 
-def arima(order=(1, 1, 0), c=LAMBDA_C, lam_min=LAMBDA_MIN, xp=jnp, batch_shape=()) -> LambdaRule:
+def arima(order=(1, 1, 0), xp=jnp, batch_shape=()) -> LambdaRule:
     """The paper's rule with the running-sum ARIMA(p, d, 0) forecaster.
 
     ``xp=jnp`` for one replica inside the compiled step; ``xp=np`` with
@@ -163,8 +210,9 @@ def arima(order=(1, 1, 0), c=LAMBDA_C, lam_min=LAMBDA_MIN, xp=jnp, batch_shape=(
     def init():
         return arima_init(order, batch_shape, xp=xp)
 
-    def update(t_value, state, lam):
+    def update(t_value, state, lam, hyper):
         state, forecast = arima_update(state, t_value, order, xp=xp)
-        return next_lambda(lam, forecast, t_value, c, lam_min, xp=xp), state, forecast
+        lam_next = rule_step(lam, forecast, t_value, hyper, xp=xp)
+        return lam_next, state, xp.where(hyper.adaptive > 0, forecast, xp.nan)
 
     return LambdaRule(init, update)

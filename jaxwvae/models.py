@@ -41,13 +41,16 @@ class Encoder(nn.Module):
     sigma_max_one: bool = False
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, logvar_max=None):
+        """``logvar_max`` (a traced scalar, e.g. per replica) caps ``logvar`` by ``min``; 0 equals the adjusted ReLU."""
         h = x
         for width in self.hidden:
             h = nn.relu(nn.Dense(width)(h))
         mu, logvar = jnp.split(nn.Dense(2 * self.latent_dim)(h), 2, axis=-1)
         if self.sigma_max_one:
             logvar = adjusted_relu(logvar)
+        if logvar_max is not None:
+            logvar = jnp.minimum(logvar, logvar_max)
         return mu, logvar
 
 
@@ -84,9 +87,12 @@ class VAE(nn.Module):
         self.encoder = Encoder(tuple(self.hidden), self.latent_dim, self.sigma_max_one)
         self.decoder = Decoder(tuple(reversed(self.hidden)), self.out_dim)
 
-    def __call__(self, x, key):
-        """Encode ``x`` ``[..., d]``, draw ``z = mu + sigma * eps`` with ``key``, decode."""
-        mu, logvar = self.encoder(x)
+    def __call__(self, x, key, logvar_max=None):
+        """Encode ``x`` ``[..., d]``, draw ``z = mu + sigma * eps`` with ``key``, decode.
+
+        ``logvar_max``: an optional cap on ``log σ²`` (+inf: none; 0: σ <= 1, as ``sigma_max_one``).
+        """
+        mu, logvar = self.encoder(x, logvar_max)
         eps = jax.random.normal(key, mu.shape, mu.dtype)
         z = mu + jnp.exp(0.5 * logvar) * eps
         return VAEOutputs(self.decoder(z), mu, logvar, z)

@@ -11,7 +11,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from jaxwvae.lambda_rule import LambdaRule
+from jaxwvae.lambda_rule import LambdaRule, RuleHyper
 
 # Streams derived from a replica's key with fold_in: nothing else draws from it.
 INIT_STREAM, LAM_STREAM, DATA_STREAM, STEP_STREAM, EVAL_STREAM = range(5)
@@ -27,8 +27,11 @@ class ReplicaState(train_state.TrainState):
         Python float, so changing it never retraces).
       lam_init: λ at step 0, kept for the report.
       rule_state: the λ rule's forecaster state (``jaxwvae.lambda_rule``).
+      rule_hyper: the λ rule's hyperparameters (:class:`RuleHyper`), per replica.
+      logvar_max: cap on ``log σ²`` (0 is the paper's σ <= 1, +inf none), per replica.
       diverged_step: ``-1`` while healthy, else the step at which the loss or a
         parameter became non-finite; the replica is frozen from then on.
+      The learning rate is a leaf of ``opt_state`` (``optax.inject_hyperparams``).
       objective: the per-batch objective ``(x, outputs, lam, key) -> (loss, metrics)`` (static).
       lambda_rule: the :class:`LambdaRule` applied after each step (static).
     """
@@ -37,6 +40,8 @@ class ReplicaState(train_state.TrainState):
     lam: jax.Array
     lam_init: jax.Array
     rule_state: Any
+    rule_hyper: RuleHyper
+    logvar_max: jax.Array
     diverged_step: jax.Array
     objective: Callable = struct.field(pytree_node=False)
     lambda_rule: LambdaRule = struct.field(pytree_node=False)
@@ -48,28 +53,41 @@ def stream(key, stream_id: int, counter=None):
     return key if counter is None else jax.random.fold_in(key, counter)
 
 
-def create_replica(seed, *, model, tx: optax.GradientTransformation, objective: Callable,
-                   lambda_rule: LambdaRule, lam_low: float, lam_high: float, in_dim: int) -> ReplicaState:
-    """The initial state of the replica of ``seed`` (an int32 scalar: vmap over an array of seeds).
+def optimizer() -> optax.GradientTransformation:
+    """Adam whose learning rate is a leaf of its state, so replicas can differ in it."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
 
-    λ₀ is ``lam_low`` when ``lam_low == lam_high``, else uniform on
-    ``[lam_low, lam_high)`` from the replica's own key, so a seed's run does
-    not depend on which other seeds share the sweep.
+
+def create_replica(seed, hyper: dict, *, model, objective: Callable, lambda_rule: LambdaRule,
+                   in_dim: int) -> ReplicaState:
+    """The initial state of the replica of ``seed`` (an int32 scalar) with its point's values ``hyper``.
+
+    ``hyper`` holds scalars (vmap over arrays: see :func:`jaxwvae.grid.replica_table`):
+    ``lam_low``/``lam_high`` (λ₀ is ``lam_low`` when equal, else uniform on
+    ``[lam_low, lam_high)`` from the replica's own key, so a seed's run does not
+    depend on which other replicas share the sweep), ``learning_rate``,
+    ``logvar_max`` and the fields of :class:`RuleHyper`.
     """
     key = jax.random.PRNGKey(seed)
     params = model.init(stream(key, INIT_STREAM), jnp.zeros((1, in_dim), jnp.float32),
                         stream(key, INIT_STREAM, 1))
     u = jax.random.uniform(stream(key, LAM_STREAM), (), jnp.float32)
-    lam = jnp.asarray(lam_low, jnp.float32) + u * jnp.asarray(lam_high - lam_low, jnp.float32)
-    return ReplicaState.create(
+    lam_low = jnp.asarray(hyper["lam_low"], jnp.float32)
+    lam = jnp.where(hyper["lam_high"] > lam_low, lam_low + u * (hyper["lam_high"] - lam_low), lam_low)
+    state = ReplicaState.create(
         apply_fn=model.apply,
         params=params,
-        tx=tx,
+        tx=optimizer(),
         key=key,
         lam=lam,
         lam_init=lam,
         rule_state=lambda_rule.init(),
+        rule_hyper=RuleHyper(*(jnp.asarray(hyper[f], jnp.float32) for f in RuleHyper._fields)),
+        logvar_max=jnp.asarray(hyper["logvar_max"], jnp.float32),
         diverged_step=jnp.asarray(-1, jnp.int32),
         objective=objective,
         lambda_rule=lambda_rule,
     )
+    opt_state = state.opt_state
+    rates = dict(opt_state.hyperparams, learning_rate=jnp.asarray(hyper["learning_rate"], jnp.float32))
+    return state.replace(opt_state=opt_state._replace(hyperparams=rates))

@@ -348,18 +348,20 @@ class StatsmodelsRule:
     ``update(t_values, lam)`` after each step returns ``(lam_next, forecast)``
     (float32, shape ``(replicas,)``); :meth:`state_dict` /
     :meth:`load_state_dict` survive a kill; :meth:`close` (or ``with``) stops
-    the workers. Uses ``config.arima_order``, ``config.lambda_c`` and
-    ``config.refit_every``; ``workers`` defaults to ``min(replicas, cpu_count)``.
+    the workers. Uses ``config.arima_order`` and ``config.refit_every``, and the
+    rule's per-replica values (c, bounds, readings) of ``config`` and its grid;
+    ``workers`` defaults to ``min(replicas, cpu_count)``.
     """
 
     def __init__(self, config, replicas: int, *, workers: int | None = None):
-        from jaxwvae import lambda_rule  # JAX, parent only: this module stays importable without it
+        from jaxwvae import grid, lambda_rule  # JAX, parent only: this module stays importable without it
 
-        self._next_lambda = lambda_rule.next_lambda
+        self._rule_step = lambda_rule.rule_step
+        table = grid.replica_table(config, max(int(replicas), grid.replica_count(config)))
+        self.hyper = lambda_rule.RuleHyper(*(table[f][:replicas] for f in lambda_rule.RuleHyper._fields))
         self.order = tuple(int(v) for v in config.arima_order)
         if len(self.order) != 3 or min(self.order) < 0 or sum(self.order) == 0:
             raise ValueError(f"arima_order must be (p, d, q) >= 0 with at least one non-zero, got {self.order}")
-        self.c = float(config.lambda_c)
         self.refit_every = int(config.refit_every)
         if self.refit_every < 1:
             raise ValueError(f"refit_every must be >= 1, got {self.refit_every}")
@@ -401,8 +403,8 @@ class StatsmodelsRule:
         forecast = forecast.astype(np.float32)
         lam = np.broadcast_to(np.asarray(lam, np.float32), (self.replicas,))
         ok = np.isfinite(t)
-        moved = self._next_lambda(lam, np.where(ok, forecast, 0), np.where(ok, t, 0), self.c, xp=np)
-        return np.where(ok, moved, lam).astype(np.float32), forecast
+        moved = self._rule_step(lam, np.where(ok, forecast, 0), np.where(ok, t, 0), self.hyper, xp=np)
+        return np.where(ok, moved, lam).astype(np.float32), np.where(self.hyper.adaptive > 0, forecast, np.nan)
 
     def state_dict(self) -> dict:
         """Counters only (numpy arrays; fixed shapes): the series themselves live in the sweep's history."""

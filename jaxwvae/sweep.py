@@ -17,10 +17,9 @@ import time
 
 import jax
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxwvae import data, distributed, exclusion, lambda_rule, memory, objectives, rundir, train
+from jaxwvae import data, distributed, exclusion, grid, lambda_rule, memory, objectives, rundir, train
 from jaxwvae.checkpoint import Checkpoints
 from jaxwvae.distributed import to_host
 from jaxwvae.config import SweepConfig
@@ -46,15 +45,20 @@ class Plan:
     steps_per_epoch: int
     total_steps: int
     chunk: int  # steps per compiled call
-    replicas: int  # real seeds
+    replicas: int  # real replicas: grid points x seeds
     padded: int  # replicas after padding to a multiple of the device count
+
+
+def adaptive(config: SweepConfig) -> bool:
+    """Whether any grid point moves λ with the adaptive rule."""
+    return any(c.lambda_rule == "arima" for c in grid.resolved_points(config))
 
 
 def make_plan(config: SweepConfig, n_train: int, n_devices: int) -> Plan:
     steps_per_epoch = n_train // config.batch_size
-    host_rule = config.lambda_rule == "arima" and config.forecaster != "device"
+    host_rule = adaptive(config) and config.forecaster != "device"
     chunk = 1 if host_rule else largest_divisor_at_most(steps_per_epoch, config.steps_per_call)
-    replicas = len(config.seeds)
+    replicas = grid.replica_count(config)
     padded = -(-replicas // n_devices) * n_devices
     return Plan(n_train, steps_per_epoch, steps_per_epoch * config.epochs, chunk, replicas, padded)
 
@@ -73,20 +77,27 @@ def load_split(config: SweepConfig, split: str) -> np.ndarray:
 
 def device_rule(config: SweepConfig) -> lambda_rule.LambdaRule:
     """The rule fused into the compiled step (the fixed rule when λ moves on the host)."""
-    if config.lambda_rule == "arima" and config.forecaster == "device":
-        return lambda_rule.arima(config.arima_order, config.lambda_c)
+    if adaptive(config) and config.forecaster == "device":
+        return lambda_rule.arima(config.arima_order)
     return lambda_rule.fixed()
+
+
+def host_hyper(config: SweepConfig, replicas: int) -> lambda_rule.RuleHyper:
+    """The λ rule's per-replica hyperparameters as NumPy arrays, for the host forecasters."""
+    table = grid.replica_table(config, replicas)
+    return lambda_rule.RuleHyper(*(table[f] for f in lambda_rule.RuleHyper._fields))
 
 
 class HostArima:
     """``forecaster='host'``: the device estimator run by NumPy over all replicas after each step."""
 
     def __init__(self, config: SweepConfig, replicas: int):
-        self.rule = lambda_rule.arima(config.arima_order, config.lambda_c, xp=np, batch_shape=(replicas,))
+        self.rule = lambda_rule.arima(config.arima_order, xp=np, batch_shape=(replicas,))
+        self.hyper = host_hyper(config, replicas)
         self.state = self.rule.init()
 
     def update(self, t_values, lam):
-        lam_next, self.state, forecast = self.rule.update(t_values, self.state, lam)
+        lam_next, self.state, forecast = self.rule.update(t_values, self.state, lam, self.hyper)
         return lam_next, forecast
 
     def state_dict(self) -> dict:
@@ -102,7 +113,7 @@ class HostArima:
 
 def host_rule(config: SweepConfig, replicas: int):
     """The host-side λ rule of the config, or None when λ moves on the device."""
-    if config.lambda_rule != "arima" or config.forecaster == "device":
+    if not adaptive(config) or config.forecaster == "device":
         return None
     if config.forecaster == "host":
         return HostArima(config, replicas)
@@ -129,15 +140,12 @@ class Engine:
         mesh = Mesh(devices, ("replica",))
         self.sharded = NamedSharding(mesh, PartitionSpec("replica"))
         self.replicated = NamedSharding(mesh, PartitionSpec())
-        lam = config.lam_init
-        model = VAE(config.hidden, config.latent_dim, in_dim, config.sigma_max_one)
-        create = functools.partial(
-            create_replica, model=model, tx=optax.adam(config.learning_rate),
-            objective=objectives.get(config.objective).fn, lambda_rule=device_rule(config),
-            lam_low=lam.low, lam_high=lam.high, in_dim=in_dim)
+        # σ <= 1 is a per-replica cap (state.logvar_max), so the model itself is uncapped.
+        model = VAE(config.hidden, config.latent_dim, in_dim)
+        create = functools.partial(create_replica, model=model, objective=objectives.get(config.objective).fn,
+                                   lambda_rule=device_rule(config), in_dim=in_dim)
         # Padding replicas (to fill every device) take seeds no real replica uses; they never show in results.
-        seeds = list(config.seeds) + [max(config.seeds) + 1 + i for i in range(plan.padded - plan.replicas)]
-        self.seeds = np.asarray(seeds, np.int32)
+        self.table = grid.replica_table(config, plan.padded)
         self._create = jax.jit(jax.vmap(create), out_shardings=self.sharded)
         self._order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2,
                               out_shardings=self.sharded)
@@ -147,7 +155,8 @@ class Engine:
         self.compiled_chunk = None
 
     def init_states(self):
-        return self._create(distributed.put(self.seeds, self.sharded))
+        table = {k: distributed.put(v, self.sharded) for k, v in self.table.items()}
+        return self._create(table.pop("seed"), table)
 
     def put_images(self, images_u8):
         return distributed.put(images_u8, self.replicated)
@@ -277,7 +286,7 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
                          "compiled_bytes_per_device": compiled_bytes(compiled),
                          "peak_bytes_in_use": (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")}
     if distributed.is_primary():
-        rundir.write_npz(out / rundir.HISTORY, seeds=np.asarray(config.seeds, np.int64),
+        rundir.write_npz(out / rundir.HISTORY, **replica_columns(config, engine.table, plan.replicas),
                          **{k: v[: plan.replicas] for k, v in history.arrays.items()})
         rundir.write_json(out / rundir.RESULTS, results)
     distributed.barrier("jaxwvae-results-written")
@@ -334,15 +343,33 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
     return states
 
 
+def replica_columns(config: SweepConfig, table: dict, replicas: int) -> dict:
+    """``history.npz``'s per-replica columns: ``seeds``, ``point`` and ``hyper_<field>`` for each grid field."""
+    points = grid.resolved_points(config)
+    point = table["point"][:replicas]
+    columns = {"seeds": table["seed"][:replicas].astype(np.int64), "point": point.astype(np.int64)}
+    for name in grid.FIELDS:
+        values = [grid.hyper(points[i])[name] for i in point]
+        if name in ("lam", "lambda_rule"):
+            columns[f"hyper_{name}"] = np.asarray(values, str)
+        else:  # lambda_max None (unbounded) is stored as +inf
+            columns[f"hyper_{name}"] = np.asarray([np.inf if v is None else v for v in values], np.float64)
+    return columns
+
+
 def _results(config: SweepConfig, plan: Plan, engine: Engine, states, train_u8, test_u8, timing: dict) -> dict:
-    """The results.json dict: final per-image test metrics of every real replica, in seed order."""
+    """The results.json dict: final per-image test metrics of every real replica, point-major, then seed order."""
     test_metrics = engine.evaluate(states, test_u8)
     train_metrics = engine.evaluate(states, train_u8[:TRAIN_EVAL_SIZE])
     final = to_host({"lam": states.lam, "lam_init": states.lam_init, "diverged_step": states.diverged_step})
+    points = grid.resolved_points(config)
     runs = []
-    for r, seed in enumerate(config.seeds):
+    for r in range(plan.replicas):
         diverged_step = int(final["diverged_step"][r])
-        run_ = {"seed": int(seed)}
+        point = int(engine.table["point"][r])
+        run_ = {"seed": int(engine.table["seed"][r])}
+        if config.grid:
+            run_.update(point=point, hyper=grid.hyper(points[point]))
         run_.update({k: float(v[r]) for k, v in sorted(test_metrics.items())})
         run_.update({
             "train_rec": float(train_metrics["rec"][r]),
@@ -357,5 +384,6 @@ def _results(config: SweepConfig, plan: Plan, engine: Engine, states, train_u8, 
         "config": config.to_json(),
         "device": describe_devices(),
         "timing": {**timing, "steps": plan.total_steps, "replicas": plan.replicas, "steps_per_call": plan.chunk},
+        "grid": [grid.hyper(p) for p in points] if config.grid else [],
         "runs": runs,
     }

@@ -43,12 +43,13 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
     key_z, key_objective = jax.random.split(key)
 
     def loss_fn(params):
-        outputs = state.apply_fn(params, x, key_z)
+        outputs = state.apply_fn(params, x, key_z, state.logvar_max)
         return state.objective(x, outputs, state.lam, key_objective)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     stepped = state.apply_gradients(grads=grads)
-    lam, rule_state, t_forecast = state.lambda_rule.update(metrics["t_gap"], state.rule_state, state.lam)
+    lam, rule_state, t_forecast = state.lambda_rule.update(metrics["t_gap"], state.rule_state, state.lam,
+                                                           state.rule_hyper)
     stepped = stepped.replace(lam=lam, rule_state=rule_state)
 
     healthy = state.diverged_step < 0
@@ -100,7 +101,7 @@ def evaluate(state: ReplicaState, images_u8, *, batch_size: int) -> dict:
     def one(i, x_u8):
         key_z, key_objective = jax.random.split(stream(state.key, EVAL_STREAM, i))
         x = to_float(x_u8)
-        outputs = state.apply_fn(state.params, x, key_z)
+        outputs = state.apply_fn(state.params, x, key_z, state.logvar_max)
         _, metrics = state.objective(x, outputs, state.lam, key_objective)
         return metrics
 

@@ -152,11 +152,14 @@ def test_float32_device_estimator_tracks_float64_over_a_long_run():
 
 
 # ----------------------------------------------------------------- host = device, resume, independence
-def rule_trajectories(update, state, t_series, lam0):
+DEFAULT = lambda_rule.RuleHyper.default(xp=np)
+
+
+def rule_trajectories(update, state, t_series, lam0, hyper=DEFAULT):
     lam, lams, forecasts = lam0, [], []
     for t in t_series:
         lams.append(np.asarray(lam))
-        lam, state, f = update(t, state, lam)
+        lam, state, f = update(t, state, lam, hyper)
         forecasts.append(np.asarray(f))
     return np.array(lams), np.array(forecasts), state
 
@@ -168,7 +171,7 @@ def test_host_numpy_rule_equals_vmapped_device_rule():
     host = lambda_rule.arima((1, 1, 0), xp=np, batch_shape=(replicas,))
     lam_h, f_h, _ = rule_trajectories(host.update, host.init(), t_series, lam0)
     device = lambda_rule.arima((1, 1, 0))
-    update = jax.jit(jax.vmap(device.update))
+    update = jax.jit(jax.vmap(device.update, in_axes=(0, 0, 0, None)))
     state = jax.vmap(lambda _: device.init())(jnp.arange(replicas))
     lam_d, f_d, _ = rule_trajectories(update, state, jnp.asarray(t_series), jnp.asarray(lam0))
     np.testing.assert_allclose(f_h, f_d, rtol=1e-4, atol=1e-4)  # float32 solves in LAPACK vs XLA
@@ -197,7 +200,7 @@ def test_a_replicas_lambda_depends_on_its_own_t_only():
     changed = t_series.copy()
     changed[:, 2] = RNG.normal(size=steps) * 100  # replica 2 sees a wildly different history
     device = lambda_rule.arima((1, 1, 0))
-    update = jax.jit(jax.vmap(device.update))
+    update = jax.jit(jax.vmap(device.update, in_axes=(0, 0, 0, None)))
     state = jax.vmap(lambda _: device.init())(jnp.arange(replicas))
     lam0 = jnp.ones(replicas)
     lam_a, _, _ = rule_trajectories(update, state, jnp.asarray(t_series), lam0)
@@ -209,7 +212,7 @@ def test_a_replicas_lambda_depends_on_its_own_t_only():
 
 def test_fixed_rule_keeps_lambda_and_forecasts_nan():
     rule = lambda_rule.fixed()
-    lam, _, forecast = rule.update(jnp.float32(3.0), rule.init(), jnp.float32(2.5))
+    lam, _, forecast = rule.update(jnp.float32(3.0), rule.init(), jnp.float32(2.5), DEFAULT)
     assert float(lam) == 2.5 and np.isnan(forecast)
 
 

@@ -1,0 +1,147 @@
+"""Grids of hyperparameters: every grid point times every seed is a replica of one program.
+
+A grid point is a tuple of ``(field, value)`` pairs of :class:`~jaxwvae.config.SweepConfig`;
+the fields in :data:`FIELDS` are the scalars a replica carries in its state
+(λ₀, the λ rule and its readings, the learning rate, the σ cap), so one
+compiled step serves every point. ``--grid NAME=V1,V2`` on the command line,
+repeated, gives the product of its lists.
+
+Replicas are laid out point-major: replica ``i * len(seeds) + j`` is grid point
+``i`` with seed ``j``. A replica's initial parameters, λ₀ draw and batches
+depend only on its seed, so replicas of one seed at different points differ
+only by the point's values: comparisons between points are paired by seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+
+from jaxwvae.errors import ConfigError
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise ValueError
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.strip().lower() in ("none", "inf") else float(text)
+
+
+# field -> parser of one value written on the command line
+FIELDS = {
+    "lam": str,
+    "lambda_rule": str,
+    "lambda_c": float,
+    "lambda_min": float,
+    "lambda_max": _optional_float,
+    "lambda_t_scale": float,
+    "lambda_sign_zero": float,
+    "learning_rate": float,
+    "sigma_max_one": _bool,
+}
+
+
+def parse(specs) -> tuple[tuple[tuple[str, object], ...], ...]:
+    """The product of ``["NAME=V1,V2,...", ...]`` as grid points; a ConfigError names what is wrong."""
+    axes, seen = [], set()
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ConfigError(f"--grid {spec!r}: write NAME=V1,V2,... (e.g. --grid lambda_c=0.05,0.005)")
+        if name not in FIELDS:
+            raise ConfigError(f"--grid {spec!r}: {name!r} cannot vary between replicas; "
+                              f"grid fields are {', '.join(FIELDS)}")
+        if name in seen:
+            raise ConfigError(f"--grid {spec!r}: {name} is given twice; list all its values in one --grid")
+        seen.add(name)
+        texts = [v for v in values.split(",") if v.strip() != ""]
+        if not texts:
+            raise ConfigError(f"--grid {spec!r}: no values; list at least one, e.g. {name}=V1,V2")
+        try:
+            parsed = [FIELDS[name](v.strip()) for v in texts]
+        except ValueError:
+            raise ConfigError(f"--grid {spec!r}: a value is not of {name}'s type") from None
+        if len(set(map(repr, parsed))) != len(parsed):
+            raise ConfigError(f"--grid {spec!r}: a value appears twice; list each once")
+        axes.append([(name, v) for v in parsed])
+    return tuple(tuple(point) for point in itertools.product(*axes)) if axes else ()
+
+
+def point_configs(config) -> list:
+    """One config per grid point (the point's values applied, ``grid`` emptied); ``[config]`` without a grid."""
+    if not config.grid:
+        return [dataclasses.replace(config, grid=())]
+    return [dataclasses.replace(config, grid=(), **dict(point)) for point in config.grid]
+
+
+def validate(config) -> None:
+    """Every point must be a valid config; a ConfigError names the point and the problem."""
+    for i, point in enumerate(config.grid):
+        if not point:
+            raise ConfigError(f"--grid: point {i} is empty; give each point at least one field")
+        unknown = [name for name, _ in point if name not in FIELDS]
+        if unknown:
+            raise ConfigError(f"--grid: point {i} sets {', '.join(unknown)}, which cannot vary between "
+                              f"replicas; grid fields are {', '.join(FIELDS)}")
+    if len(set(config.grid)) != len(config.grid):
+        raise ConfigError("--grid: a point appears twice; list each point once")
+    for i, point_config in enumerate(point_configs(config)):
+        try:
+            point_config.validate()
+        except ConfigError as e:
+            raise ConfigError(f"--grid point {i} ({describe(config.grid[i])}): {e}") from None
+
+
+def describe(point) -> str:
+    """``"lambda_c=0.005, lam=1"`` for a point."""
+    return ", ".join(f"{k}={v}" for k, v in point) if point else "(no grid)"
+
+
+def resolved_points(config) -> list:
+    """Each point's config resolved (λ₀ and the λ rule filled in from the objective)."""
+    return [c.resolved() for c in point_configs(config)]
+
+
+def hyper(point_config) -> dict:
+    """The grid fields' values of one resolved point config (JSON-ready)."""
+    return {name: getattr(point_config, name) for name in FIELDS}
+
+
+def replica_table(config, padded: int) -> dict:
+    """Per-replica arrays (``padded`` long) of everything a replica's state takes from its point.
+
+    Keys: ``seed``, ``point``, ``lam_low``, ``lam_high``, ``learning_rate``, ``logvar_max``
+    and the λ rule's ``adaptive``, ``c``, ``lam_min``, ``lam_max``, ``t_scale``, ``sign_zero``.
+    Padding replicas (to fill every device) repeat point 0 with seeds no real replica uses.
+    """
+    points = resolved_points(config)
+    rows = [(i, s) for i in range(len(points)) for s in config.seeds]
+    rows += [(0, max(config.seeds) + 1 + k) for k in range(padded - len(rows))]
+    table = {name: [] for name in ("seed", "point", "lam_low", "lam_high", "learning_rate", "logvar_max",
+                                   "adaptive", "c", "lam_min", "lam_max", "t_scale", "sign_zero")}
+    for i, seed in rows:
+        p = points[i]
+        lam = p.lam_init
+        values = {"seed": seed, "point": i, "lam_low": lam.low, "lam_high": lam.high,
+                  "learning_rate": p.learning_rate, "logvar_max": 0.0 if p.sigma_max_one else math.inf,
+                  "adaptive": float(p.lambda_rule == "arima"), "c": p.lambda_c, "lam_min": p.lambda_min,
+                  "lam_max": math.inf if p.lambda_max is None else p.lambda_max, "t_scale": p.lambda_t_scale,
+                  "sign_zero": p.lambda_sign_zero}
+        for k, v in values.items():
+            table[k].append(v)
+    ints = ("seed", "point")
+    return {k: np.asarray(v, np.int32 if k in ints else np.float32) for k, v in table.items()}
+
+
+def replica_count(config) -> int:
+    return max(1, len(config.grid)) * len(config.seeds)
