@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxwvae import rundir
+from jaxwvae import grid, rundir
 from jaxwvae.config import SweepConfig
 from jaxwvae.errors import UserError
 from jaxwvae.models import VAE
@@ -24,7 +24,10 @@ SAMPLE_STREAM = 7  # key stream of the prior draws, apart from training's stream
 
 
 def load_run(out) -> tuple[SweepConfig, VAE, dict]:
-    """``(config, model, params)`` of the finished run in ``out``; params carry a leading replica axis."""
+    """``(config, model, params)`` of the finished run in ``out``; params carry a leading replica axis.
+
+    Replicas are in results.json's order (grid points, then seeds): see :func:`jaxwvae.grid.replica_seeds`.
+    """
     out = pathlib.Path(out)
     if not (out / rundir.RESULTS).exists():
         raise UserError(f"{out} holds no finished run (no {rundir.RESULTS}); run or resume the sweep first")
@@ -35,7 +38,8 @@ def load_run(out) -> tuple[SweepConfig, VAE, dict]:
         raise UserError(f"{out}/{rundir.CHECKPOINTS} holds no checkpoint; the run's parameters are gone")
     tree = manager.restore(step, args=ocp.args.StandardRestore())
     manager.close()
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[: len(config.seeds)], tree["states"]["params"])
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[: grid.replica_count(config)],
+                                    tree["states"]["params"])
     model = VAE(config.hidden, config.latent_dim, 784, config.sigma_max_one)
     return config, model, params
 

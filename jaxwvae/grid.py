@@ -144,4 +144,10 @@ def replica_table(config, padded: int) -> dict:
 
 
 def replica_count(config) -> int:
+    """Grid points times seeds."""
     return max(1, len(config.grid)) * len(config.seeds)
+
+
+def replica_seeds(config) -> list[int]:
+    """The seed of every real replica, point-major (the order of results.json's runs)."""
+    return [s for _ in range(max(1, len(config.grid))) for s in config.seeds]

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from jaxwvae import augment as augmentation
-from jaxwvae import classifier, data, fid, generate, paper, plots, rundir, sweep
+from jaxwvae import classifier, data, fid, generate, grid, paper, plots, rundir, sweep
 from jaxwvae.config import SweepConfig, paper_mnist
 from jaxwvae.errors import UserError
 
@@ -92,13 +92,14 @@ def replica_fids(out: pathlib.Path, feature_fn, feature_name: str, test_stats, n
         if stored["n"] == n:
             return stored["fid"]
     config, model, params = generate.load_run(out)
+    replica_seeds = grid.replica_seeds(config)
     values = []
-    for start in range(0, len(config.seeds), REPLICA_GROUP):
-        seeds = config.seeds[start:start + REPLICA_GROUP]
+    for start in range(0, len(replica_seeds), REPLICA_GROUP):
+        seeds = replica_seeds[start:start + REPLICA_GROUP]
         group = jax.tree_util.tree_map(lambda x: x[start:start + len(seeds)], params)
         images = generate.to_uint8(generate.sample_prior(model, group, seeds, n))  # vmapped over the group
         values += [fid.frechet_distance(*fid.feature_stats(feature_fn(one)), *test_stats) for one in images]
-    rundir.write_json(cache, {"n": n, "features": feature_name, "seeds": list(config.seeds), "fid": values})
+    rundir.write_json(cache, {"n": n, "features": feature_name, "seeds": replica_seeds, "fid": values})
     return values
 
 
