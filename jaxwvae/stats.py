@@ -193,3 +193,40 @@ def format_test(result: dict) -> str:
         return f"t = {result['statistic']:.2f} (df {result['df']:.1f}), p = {format_p(result['p'])}"
     approx = " (normal approx.)" if result["method"] == "asymptotic" else ""
     return f"U = {result['U']:g}, p = {format_p(result['p'])}{approx}"
+
+
+# ---------------------------------------------------------------------- proportions
+def proportion(k: int, n: int) -> dict:
+    """``{"k", "n", "fraction", "ci_low", "ci_high", "interval", "level"}``: ``k`` of ``n`` with a 95 % Wilson interval.
+
+    The Wilson score interval ``(p̂ + z²/2n ± z·sqrt(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)`` stays inside
+    [0, 1] and keeps its width at 0/n and n/n, where the normal interval collapses to a point.
+    With ``n = 0`` every number is ``None``.
+
+    >>> [round(v, 3) for v in (proportion(0, 5)["ci_low"], proportion(0, 5)["ci_high"])]
+    [0.0, 0.434]
+    """
+    k, n = int(k), int(n)
+    if not 0 <= k <= n:
+        raise ValueError(f"proportion({k}, {n}): need 0 <= k <= n")
+    out = {"k": k, "n": n, "fraction": None, "ci_low": None, "ci_high": None, "interval": "wilson", "level": LEVEL}
+    if n == 0:
+        return out
+    z = float(_st.norm.ppf(0.5 + LEVEL / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    out.update(fraction=p, ci_low=max(0.0, centre - half), ci_high=min(1.0, centre + half))
+    return out
+
+
+def format_proportion(s: dict) -> str:
+    """A markdown cell ``"k/n [ci_low, ci_high]"``, e.g. ``"3/5 [0.23, 0.88]"``; ``"–"`` for n = 0."""
+    if s["n"] == 0:
+        return "–"
+    return f"{s['k']}/{s['n']} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
+
+
+def format_comparison(result: dict) -> str:
+    """:func:`compare`'s two tests in one markdown cell: ``"Welch p = …; MWU p = …"``."""
+    return f"Welch p = {format_p(result['welch']['p'])}; MWU p = {format_p(result['mann_whitney']['p'])}"

@@ -15,7 +15,6 @@ T is reported as the library's T = W2² − KL (the paper prints 2T), per image.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 
 import numpy as np
@@ -222,9 +221,9 @@ def markdown(report: dict) -> str:
               "| reading | W < WAE-MMD: Welch p, MWU p | W < KL: Welch p, MWU p |", "|---|---|---|"]
     o = report["ordering"]
     for name, r in report["readings"].items():
-        lines.append(f"| {r['label']} | {stats.format_test(o[name]['w_vs_wae'])} | "
-                     f"{stats.format_test(o[name]['w_vs_kl'])} |")
-    lines += ["", f"WAE-MMD < KL: {stats.format_test(o['wae_vs_kl'])}.", "",
+        lines.append(f"| {r['label']} | {stats.format_comparison(o[name]['w_vs_wae'])} | "
+                     f"{stats.format_comparison(o[name]['w_vs_kl'])} |")
+    lines += ["", f"WAE-MMD < KL: {stats.format_comparison(o['wae_vs_kl'])}.", "",
               "Phase map (adaptive rule, λ₀ = 1): collapsed fraction and mean FID over c x λ_max:", "",
               "| c \\ λ_max | " + " | ".join("none" if m is None else f"{m:g}" for m in PHASE_LAMBDA_MAX) + " |",
               "|---|" + "---|" * len(PHASE_LAMBDA_MAX)]
@@ -297,5 +296,3 @@ def preset_fields(name: str) -> dict:
     """The config fields of reading ``name`` (for presets)."""
     return dict(READINGS[name][1])
 
-
-__all__ = ["READINGS", "run", "study_points", "w_config", "preset_fields", "dataclasses"]

@@ -1,0 +1,44 @@
+"""The λ study: every reading of the paper's λ schedule on MNIST, in one program, with FID and collapse.
+
+    python experiments/lambda_study.py --seeds 30 --out runs/lambda_study      # the full study
+    python experiments/lambda_study.py --seeds 2 --epochs 1 --train-size 2000 --test-size 500 \\
+        --fid-samples 500 --feature-train-size 2000 --feature-epochs 1 --out /tmp/study   # a smoke run
+
+Runs (or reads, or resumes) three sweeps under --out: ELBO_W with every reading of λ and the
+phase map's points as one grid (jaxwvae.study.READINGS), ELBO_KL and WAE-MMD on the same seeds.
+Writes study.md, study.json, phase_map.png, lambda_trajectories.png and figures3_4.png.
+
+Measured: see README.md, "The λ study", for the command, machine, runtime and the numbers it produced.
+"""
+
+import argparse
+import sys
+
+from jaxwvae import cli
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common_flags(parser)
+    g = parser.add_argument_group("FID")
+    g.add_argument("--fid-samples", type=cli.count, default=10_000, help="samples per seed (and test images)")
+    g.add_argument("--feature-train-size", type=cli.count, default=None,
+                   help="train the FID feature CNN on the first N training images (default: all)")
+    g.add_argument("--feature-epochs", type=cli.count, default=None, help="epochs of the FID feature CNN (default 3)")
+    args = parser.parse_args(argv)
+    from jaxwvae import study
+
+    common = cli.given_fields(args)
+    if common.pop("dataset", "mnist") != "mnist":
+        raise cli.UserError("the λ study runs on MNIST, the paper's dataset for Figures 3–4; drop --dataset")
+    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
+    out = args.out or cli.default_out(cli.config_from_args(args), "lambda_study")
+    report = study.run(out, common, fid_samples=args.fid_samples, feature_recipe=recipe or None,
+                       progress=not args.no_progress)
+    print(study.markdown(report))
+    print(f"written into {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))
