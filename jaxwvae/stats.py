@@ -1,0 +1,195 @@
+"""Summaries and two-sample tests for the tables: mean, sd, a 95 % t interval, Welch's t, Mann–Whitney U.
+
+Pure numpy and ``scipy.stats``: no jax, light to import. Values may hold ``None`` (JSON null) and NaN or
+±inf: :func:`finite` drops them and the ``n`` reported counts only the finite values left. Nothing
+here returns NaN: an undefined number is ``None``, with a ``reason`` where a test cannot be computed, so
+the dicts go into JSON as they are.
+
+Conventions:
+
+- ``sd`` is the sample standard deviation (``ddof = 1``).
+- The interval is the two-sided 95 % Student-t interval on the mean,
+  ``mean ± t_{0.975, n-1} · sd / sqrt(n)``; it assumes roughly normal values, and holds well for
+  ``n`` of about 10 and more (see ``tests/test_stats.py``, which checks its coverage).
+- ``compare(a, b, alternative="less")`` tests the claim "``a`` is below ``b``" one-sided:
+  small p-values support the claim. ``"greater"`` is the other one-sided claim, ``"two-sided"``
+  any difference. Both tests use that same alternative.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy import stats as _st
+
+LEVEL = 0.95
+ALTERNATIVES = ("less", "greater", "two-sided")
+EXACT_MAX_N = 50  # Mann–Whitney without ties: exact null distribution up to this many values per sample
+PERMUTATION_MAX_SPLITS = 100_000  # Mann–Whitney with ties: enumerate every split up to this many
+
+
+def finite(values) -> np.ndarray:
+    """The finite values of ``values`` as float64, with ``None``, NaN and ±inf dropped."""
+    return np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], np.float64)
+
+
+def summary(values) -> dict:
+    """``{"n", "mean", "sd", "ci_low", "ci_high", "interval", "level"}`` of the finite ``values``.
+
+    ``sd`` has ``ddof = 1``; ``[ci_low, ci_high]`` is the 95 % Student-t interval on the mean,
+    ``mean ± t_{0.975, n-1} · sd / sqrt(n)`` (``interval`` is ``"t"``, ``level`` 0.95). With no
+    finite value every number is ``None``; with one, ``mean`` is that value and ``sd`` and the
+    interval are ``None`` (a spread needs two values). Equal values give ``sd`` 0 and an interval
+    of width 0.
+
+    >>> round(summary([1.0, 2.0, None, 3.0])["ci_high"], 3)  # 2 + t(0.975, 2) / sqrt(3)
+    4.484
+    """
+    x = finite(values)
+    n = len(x)
+    out = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None, "interval": "t", "level": LEVEL}
+    if n == 0:
+        return out
+    mean = float(np.mean(x))
+    out["mean"] = mean
+    if n < 2:
+        return out
+    sd = float(np.std(x, ddof=1))
+    half = float(_st.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
+    out.update(sd=sd, ci_low=mean - half, ci_high=mean + half)
+    return out
+
+
+def welch(a, b, *, alternative: str) -> dict:
+    """Welch's unequal-variance t test of the finite values of ``a`` against ``b``.
+
+    ``t = (mean_a - mean_b) / sqrt(var_a / n_a + var_b / n_b)`` with the Welch–Satterthwaite degrees of
+    freedom; ``p`` from Student's t with those ``df``, one-sided for ``"less"`` (claim: mean of ``a``
+    below ``b``'s) or ``"greater"``, both tails for ``"two-sided"``. Returns
+    ``{"test": "welch", "alternative", "statistic", "df", "p", "reason"}``: ``p`` is ``None``, with the
+    reason, when either sample has fewer than 2 finite values or both have zero variance.
+    """
+    _check(alternative)
+    x, y = finite(a), finite(b)
+    out = {"test": "welch", "alternative": alternative, "statistic": None, "df": None, "p": None, "reason": None}
+    if len(x) < 2 or len(y) < 2:
+        out["reason"] = f"Welch's t needs 2 or more finite values per sample (got {len(x)} and {len(y)})"
+        return out
+    va, vb = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
+    if va + vb == 0:
+        out["reason"] = "both samples are constant: Welch's t is undefined"
+        return out
+    t = float((np.mean(x) - np.mean(y)) / math.sqrt(va + vb))
+    df = float((va + vb) ** 2 / (va ** 2 / (len(x) - 1) + vb ** 2 / (len(y) - 1)))
+    if alternative == "less":
+        p = _st.t.cdf(t, df)
+    elif alternative == "greater":
+        p = _st.t.sf(t, df)
+    else:
+        p = 2 * _st.t.sf(abs(t), df)
+    out.update(statistic=t, df=df, p=float(min(p, 1.0)))
+    return out
+
+
+def mann_whitney(a, b, *, alternative: str) -> dict:
+    """Mann–Whitney U test (Wilcoxon rank-sum) of the finite values of ``a`` against ``b``.
+
+    ``U`` is ``a``'s statistic: the number of pairs ``(a_i, b_j)`` with ``a_i > b_j``, ties counting ½,
+    so a small ``U`` means ``a`` tends to lie below ``b``. ``p`` is one-sided for ``"less"`` (claim:
+    ``a`` stochastically below ``b``) or ``"greater"``, two-sided for ``"two-sided"``. ``method`` says
+    how it was found:
+
+    - ``"exact"``: no ties and at most 50 values per sample; scipy's exact null distribution of U.
+    - ``"permutation"``: ties, and at most 100,000 ways to split the pooled values; every split is
+      enumerated (the exact conditional test given the ties). Two-sided: twice the smaller tail, at most 1.
+    - ``"asymptotic"``: otherwise; the normal approximation with the tie and continuity corrections.
+    - ``"all tied"``: every value equal, so every split gives the same ``U`` and ``p`` is 1.
+
+    Returns ``{"test": "mann-whitney", "alternative", "U", "p", "method",
+    "reason"}``; ``p`` is ``None``, with the reason, when a sample has no finite value.
+    """
+    _check(alternative)
+    x, y = finite(a), finite(b)
+    out = {"test": "mann-whitney", "alternative": alternative, "U": None, "p": None, "method": None, "reason": None}
+    if len(x) < 1 or len(y) < 1:
+        out["reason"] = f"Mann–Whitney U needs a finite value in each sample (got {len(x)} and {len(y)})"
+        return out
+    both = np.concatenate([x, y])
+    if np.all(both == both[0]):
+        out.update(U=len(x) * len(y) / 2, p=1.0, method="all tied")
+        return out
+    ties = len(np.unique(both)) < len(both)
+    if ties and math.comb(len(both), len(x)) <= PERMUTATION_MAX_SPLITS:
+        u, p = _permutation_u(x, y, alternative)
+        out.update(U=u, p=p, method="permutation")
+        return out
+    method = "exact" if not ties and max(len(x), len(y)) <= EXACT_MAX_N else "asymptotic"
+    res = _st.mannwhitneyu(x, y, alternative=alternative, method=method)
+    out.update(U=float(res.statistic), p=float(min(res.pvalue, 1.0)), method=method)
+    return out
+
+
+def _permutation_u(x: np.ndarray, y: np.ndarray, alternative: str) -> tuple[float, float]:
+    """``a``'s U and its p-value over every split of the pooled values into groups of ``len(x)``, ``len(y)``."""
+    both = np.concatenate([x, y])
+    ranks = _st.rankdata(both)  # mid-ranks for ties
+    m = len(x)
+    offset = m * (m + 1) / 2
+    observed = ranks[:m].sum() - offset
+    splits = np.asarray(list(itertools.combinations(range(len(both)), m)), np.intp)
+    us = ranks[splits].sum(axis=1) - offset
+    tol = 1e-9 * max(1.0, abs(observed))  # sums of half-ranks: equal U values must compare equal
+    low, high = np.mean(us <= observed + tol), np.mean(us >= observed - tol)
+    p = {"less": low, "greater": high, "two-sided": min(1.0, 2 * min(low, high))}[alternative]
+    return float(observed), float(p)
+
+
+def compare(a, b, *, alternative: str) -> dict:
+    """Both tests of ``a`` against ``b``: ``{"alternative", "n_a", "n_b", "welch", "mann_whitney"}``.
+
+    ``welch`` is :func:`welch`'s dict (Welch's t, p from Student's t) and ``mann_whitney`` is
+    :func:`mann_whitney`'s (U, exact or normal-approximation p); both one-sided for ``"less"`` /
+    ``"greater"``, two-sided for ``"two-sided"``. ``n_a`` and ``n_b`` count the finite values.
+    """
+    _check(alternative)
+    return {"alternative": alternative, "n_a": len(finite(a)), "n_b": len(finite(b)),
+            "welch": welch(a, b, alternative=alternative), "mann_whitney": mann_whitney(a, b, alternative=alternative)}
+
+
+def _check(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative={alternative!r}: use one of {', '.join(map(repr, ALTERNATIVES))}")
+
+
+# ---------------------------------------------------------------------- markdown
+def format_summary(s: dict | None, digits: int = 1) -> str:
+    """A markdown cell ``"mean (sd) [ci_low, ci_high] n=N"``, e.g. ``"12.3 (1.0) [11.6, 13.0] n=30"``.
+
+    ``"–"`` when there is no value; ``"12.3 n=1"`` for a single one.
+    """
+    if not s or s.get("mean") is None:
+        return "–"
+    d = digits
+    if s["sd"] is None:
+        return f"{s['mean']:.{d}f} n={s['n']}"
+    return f"{s['mean']:.{d}f} ({s['sd']:.{d}f}) [{s['ci_low']:.{d}f}, {s['ci_high']:.{d}f}] n={s['n']}"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value to two significant digits (``0.031``, ``2.4e-05``); ``"–"`` for ``None``."""
+    return "–" if p is None else f"{p:.2g}"
+
+
+def format_test(result: dict) -> str:
+    """One test's dict as a markdown cell: ``"t = -5.21 (df 17.3), p = 2.4e-05"`` or ``"U = 3, p = 0.0011"``.
+
+    An undefined test shows its reason.
+    """
+    if result["p"] is None:
+        return f"– ({result['reason']})"
+    if result["test"] == "welch":
+        return f"t = {result['statistic']:.2f} (df {result['df']:.1f}), p = {format_p(result['p'])}"
+    approx = " (normal approx.)" if result["method"] == "asymptotic" else ""
+    return f"U = {result['U']:g}, p = {format_p(result['p'])}{approx}"
