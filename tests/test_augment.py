@@ -103,9 +103,9 @@ def test_table2_cells_sizes_and_accuracy(table2_out):
         assert {r["cells"][c]["train_images"] for c in ("kl", "w", "w_fixed")} == {r["size"] + 300}
         for cell in r["cells"].values():
             assert cell["n"] == 2 and len(cell["per_seed"]) == 2 and cell["summary"]["n"] == 2
+            assert cell["mean"] > 40.0  # well above chance (10%) even on a few hundred images
         assert {t["condition"] for t in r["tests"]} == {"kl", "w", "w_fixed"}
         assert all(t["alternative"] == "greater" and t["n_a"] == t["n_b"] == 2 for t in r["tests"])
-            assert cell["mean"] > 40.0  # well above chance (10%) even on a few hundred images
     models = report["models"]
     assert set(models) == {"mnist_w", "mnist_w_fixed", "mnist_kl"}
     for name, m in models.items():
