@@ -102,8 +102,10 @@ def test_table2_cells_sizes_and_accuracy(table2_out):
         assert r["cells"]["original"]["train_images"] == r["size"]
         assert {r["cells"][c]["train_images"] for c in ("kl", "w", "w_fixed")} == {r["size"] + 300}
         for cell in r["cells"].values():
-            assert cell["n"] == 2 and len(cell["per_seed"]) == 2
+            assert cell["n"] == 2 and len(cell["per_seed"]) == 2 and cell["summary"]["n"] == 2
             assert cell["mean"] > 40.0  # well above chance (10%) even on a few hundred images
+        assert {t["condition"] for t in r["tests"]} == {"kl", "w", "w_fixed"}
+        assert all(t["alternative"] == "greater" and t["n_a"] == t["n_b"] == 2 for t in r["tests"])
     models = report["models"]
     assert set(models) == {"mnist_w", "mnist_w_fixed", "mnist_kl"}
     for name, m in models.items():
@@ -113,6 +115,7 @@ def test_table2_cells_sizes_and_accuracy(table2_out):
         assert m["fid"] == min(kept) and m["seed"] == runs[fids.index(min(kept))]["seed"]
     text = (out / "table2.md").read_text()
     assert "| mnist | 300 |" in text and "+ ELBO_W" in text and text in stdout
+    assert "| mnist | 300 | + ELBO_W > original | 2, 2 |" in text
 
 
 def test_table2_bad_request_is_one_line(data_dir, tmp_path):
