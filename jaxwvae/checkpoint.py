@@ -7,11 +7,16 @@ training seconds spent. The data order is not stored: each replica's order for
 an epoch is a function of its key and the epoch (``train.epoch_order``).
 Orbax writes a step into a temporary folder and renames it when complete, so a
 kill during a save leaves the previous checkpoint intact; old ones are pruned.
+A checkpoint that cannot be read all the same (a full disk, files lost or
+overwritten, another config's) is skipped by :meth:`Checkpoints.restore_latest`
+for the one before it, and moved out of the way into ``checkpoints-unreadable``.
 """
 
 from __future__ import annotations
 
 import pathlib
+import shutil
+import sys
 
 import jax
 import numpy as np
@@ -19,8 +24,18 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from jaxwvae.errors import UserError
+from jaxwvae.rundir import UNREADABLE
 
 KEEP = 2  # checkpoints kept on disk
+
+
+class Unreadable(Exception):
+    """One checkpoint could not be read; the message is one line saying why."""
+
+
+def _one_line(error: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class Checkpoints:
@@ -66,12 +81,63 @@ class Checkpoints:
         try:
             tree = self.manager.restore(step, args=ocp.args.StandardRestore(target))
             states = serialization.from_state_dict(states_template, tree["states"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"checkpoint {self.directory}/{step} does not match this run's config ({e}); "
-                            f"resume with the config saved beside it, or start a new --out") from e
-        history = {k: np.array(v) for k, v in tree["history"].items()}
-        host = {k: np.array(v) for k, v in tree["host"].items()}
-        return states, history, host, float(tree["train_s"])
+            history = {k: np.array(v) for k, v in tree["history"].items()}
+            host = {k: np.array(v) for k, v in tree["host"].items()}
+            train_s = float(tree["train_s"])
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types for one bad file
+            raise Unreadable(_one_line(e)) from e
+        if set(history) != set(history_template) or set(host) != set(host_template):
+            raise Unreadable("its arrays are not those of this run's config")
+        return states, history, host, train_s
+
+    def restore_latest(self, states_template, history_template: dict, host_template: dict, *,
+                       move_aside: bool = True, stderr=None):
+        """The newest readable checkpoint as ``(step, states, history, host_state, train_s)``, or None if none exists.
+
+        A checkpoint that cannot be read is reported in one warning line and
+        moved into ``checkpoints-unreadable/`` (so the run can save that step
+        again; only where ``move_aside``, the primary process); the one before it
+        is tried next. If checkpoints exist but none
+        can be read, a UserError says so and how to start again.
+        """
+        stderr = stderr or sys.stderr
+        steps = sorted(self._step_folders(), reverse=True)
+        failed = []
+        for step in steps:
+            try:
+                restored = self.restore(step, states_template, history_template, host_template)
+            except Unreadable as e:
+                failed.append((step, str(e)))
+                continue
+            for bad, why in failed:
+                moved = f"; moved to {self._move_aside(bad)}" if move_aside else ""
+                print(f"warning: checkpoint {bad} unreadable ({why}){moved}; resuming from checkpoint {step}",
+                      file=stderr)
+            return (step, *restored)
+        if failed:
+            bad, why = failed[0]
+            raise UserError(f"--resume: no readable checkpoint in {self.directory} (checkpoint {bad}: {why}); "
+                            f"start the run again with --overwrite (same flags), or pass another --out")
+        return None
+
+    def _step_folders(self) -> list[int]:
+        """Every step folder on disk, whether orbax lists it as complete or not."""
+        listed = set(self.manager.all_steps())
+        on_disk = {int(p.name) for p in self.directory.iterdir() if p.name.isdigit()} if self.directory.is_dir() else set()
+        return sorted(listed | on_disk)
+
+    def _move_aside(self, step: int) -> pathlib.Path:
+        """Move the folder of ``step`` into ``<out>/checkpoints-unreadable/`` (numbered if taken) and forget it."""
+        target_dir = self.directory.parent / UNREADABLE
+        target_dir.mkdir(exist_ok=True)
+        target, n = target_dir / str(step), 1
+        while target.exists():
+            target, n = target_dir / f"{step}.{n}", n + 1
+        source = self.directory / str(step)
+        if source.exists():
+            shutil.move(str(source), str(target))
+        self.manager.reload()
+        return target
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
