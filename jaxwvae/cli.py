@@ -176,7 +176,7 @@ def sweep_main(argv: Sequence[str]) -> int:
     add_common_flags(parser)
     add_sweep_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae import distributed, sweep
+    from jaxwvae import distributed, runlock, sweep
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
 
@@ -185,6 +185,8 @@ def sweep_main(argv: Sequence[str]) -> int:
             raise UserError("--resume needs --out DIR, the folder of the run to continue")
         if args.overwrite:
             raise UserError("pass --resume or --overwrite, not both")
+        if distributed.is_primary():
+            runlock.check_free(args.out)  # a live run holds it: name the holder first
         saved = sweep.config_for_resume(args.out, None)
         config = dataclasses.replace(saved, **given_fields(args))
     else:
