@@ -14,6 +14,9 @@ for the one before it, and moved out of the way into ``checkpoints-unreadable``.
 
 from __future__ import annotations
 
+import functools
+import gc
+import logging
 import pathlib
 import shutil
 import sys
@@ -23,10 +26,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
+from jaxwvae import rundir
 from jaxwvae.errors import UserError
 from jaxwvae.rundir import UNREADABLE
 
 KEEP = 2  # checkpoints kept on disk
+FILES = "jaxwvae-files.json"  # in a step's folder: the size of every file orbax wrote there
 
 
 class Unreadable(Exception):
@@ -36,6 +41,52 @@ class Unreadable(Exception):
 def _one_line(error: BaseException, limit: int = 160) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _orbax_read_noise(message: str) -> bool:
+    return message.startswith("Task exception was never retrieved") and "orbax" in message
+
+
+class _DropOrbaxReadNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _orbax_read_noise(record.getMessage())
+
+
+def _closed_loop(error) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+def _drop_closed_loop_unraisable(unraisable, previous) -> None:
+    if not _closed_loop(unraisable.exc_value):
+        previous(unraisable)
+
+
+def _drop_closed_loop_exception(kind, value, traceback, previous) -> None:
+    if not _closed_loop(value):  # printed from tensorstore's threads through sys.excepthook
+        previous(kind, value, traceback)
+
+
+def _quiet_failed_reads() -> None:
+    """Keep orbax's asyncio noise about a failed read off the terminal (once a read has failed).
+
+    Orbax reads each array in its own asyncio task; when one read fails, the
+    other tasks' errors are reported as "Task exception was never retrieved"
+    tracebacks (the asyncio logger, or "Event loop is closed" once orbax's loop
+    is gone) whenever those tasks are garbage-collected or tensorstore's threads
+    call back, which may be much later. Only those reports are dropped; the one-line reason
+    is reported by :meth:`Checkpoints.restore_latest`.
+    """
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropOrbaxReadNoise) for f in log.filters):
+        log.addFilter(_DropOrbaxReadNoise())
+        sys.unraisablehook = functools.partial(_drop_closed_loop_unraisable, previous=sys.unraisablehook)
+        sys.excepthook = functools.partial(_drop_closed_loop_exception, previous=sys.excepthook)
+    gc.collect()  # the finished tasks of the failed read, now
+
+
+def _file_sizes(folder: pathlib.Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != FILES}
 
 
 class Checkpoints:
@@ -51,6 +102,7 @@ class Checkpoints:
 
     def save(self, step: int, states, history: dict, host_state: dict, train_s: float) -> None:
         """Start writing the checkpoint of ``step`` (asynchronously; see :meth:`wait`)."""
+        self.wait()  # orbax waits for the previous save anyway; then list its files
         tree = {
             "states": serialization.to_state_dict(states),
             "history": history,
@@ -78,6 +130,7 @@ class Checkpoints:
             "host": jax.tree_util.tree_map(abstract, host_template),
             "train_s": np.zeros((), np.float64),
         }
+        self._check_files(step)
         try:
             tree = self.manager.restore(step, args=ocp.args.StandardRestore(target))
             states = serialization.from_state_dict(states_template, tree["states"])
@@ -102,13 +155,15 @@ class Checkpoints:
         """
         stderr = stderr or sys.stderr
         steps = sorted(self._step_folders(), reverse=True)
-        failed = []
+        failed, restored = [], None
         for step in steps:
             try:
                 restored = self.restore(step, states_template, history_template, host_template)
+                break
             except Unreadable as e:
                 failed.append((step, str(e)))
-                continue
+            _quiet_failed_reads()
+        if restored is not None:
             for bad, why in failed:
                 moved = f"; moved to {self._move_aside(bad)}" if move_aside else ""
                 print(f"warning: checkpoint {bad} unreadable ({why}){moved}; resuming from checkpoint {step}",
@@ -140,7 +195,33 @@ class Checkpoints:
         return target
 
     def wait(self) -> None:
+        """Wait for the save in flight, then record the files of every finished checkpoint (:data:`FILES`)."""
         self.manager.wait_until_finished()
+        if jax.process_index() != 0:
+            return
+        for step in self.manager.all_steps():
+            folder = self.directory / str(step)
+            if folder.is_dir() and not (folder / FILES).exists():
+                rundir.write_json(folder / FILES, _file_sizes(folder))
+
+    def _check_files(self, step: int) -> None:
+        """Raise Unreadable if a file listed in the step's :data:`FILES` is missing or has another size.
+
+        Checked before orbax reads: a short file would fail inside orbax's
+        concurrent reads, which report it noisily; a step saved without the list
+        (a kill right after orbax finished) is left to orbax.
+        """
+        folder = self.directory / str(step)
+        try:
+            expected = rundir.read_json(folder / FILES)
+        except (OSError, UserError):
+            return
+        found = _file_sizes(folder)
+        for name, size in expected.items():
+            if name not in found:
+                raise Unreadable(f"{name} is missing")
+            if found[name] != size:
+                raise Unreadable(f"{name} holds {found[name]} bytes, {size} were written")
 
     def close(self) -> None:
         self.manager.close()
