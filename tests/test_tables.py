@@ -77,3 +77,18 @@ def test_table3_reads_the_same_sweeps(table1_out, data_dir):
         np.testing.assert_allclose(row["per_batch"]["100"], 10 * expected, rtol=1e-6)
     text = (out / "table3.md").read_text()
     assert "| 1000 | – | – | – | 18753 | 8240 |" in text
+
+
+def test_table1_writes_only_strict_json(table1_out):
+    # fid_kept is empty (mean and sd undefined) when every seed of a row is excluded: null, never NaN.
+    out, _ = table1_out
+
+    def reject(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    files = sorted(out.rglob("*.json"))
+    assert out / "table1.json" in files and any(p.name.startswith("fid_") for p in files)
+    for path in files:
+        json.loads(path.read_text(), parse_constant=reject)
+    for row in json.loads((out / "table1.json").read_text())["rows"]:
+        assert (row["fid_kept"][0] is None) == (row["fid_kept"][2] == 0)
