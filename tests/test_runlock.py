@@ -73,7 +73,7 @@ def test_a_killed_holder_leaves_no_stuck_lock(data_dir, tmp_path):
     out = tmp_path / "run"
     holder = start_holding(data_dir, out)
     holder.kill()
-    holder.wait()
+    holder.communicate(timeout=60)  # reaps it and closes its stderr pipe
     proc = subprocess.run(resume_command(out), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (out / "results.json").exists()
