@@ -12,6 +12,8 @@ import time
 
 import jax
 
+from jaxwvae import rundir
+
 
 def machine() -> str:
     """The accelerator (or CPU model) and core count, as measured on."""
@@ -46,7 +48,7 @@ def write(path, record: dict) -> None:
     path = pathlib.Path(path)
     records = json.loads(path.read_text()) if path.exists() else []
     records.append({"machine": machine(), "date": datetime.date.today().isoformat(), **record})
-    path.write_text(json.dumps(records, indent=2) + "\n")
+    rundir.write_json(path, records)  # strict JSON: a NaN or inf (a failed timing) is written as null
 
 
 def sweep_block(engine, images):

@@ -17,7 +17,7 @@ from jaxwvae import cli
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_flags(parser)
     cli.add_table_flags(parser)
     args = parser.parse_args(argv)

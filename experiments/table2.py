@@ -20,7 +20,7 @@ from jaxwvae import cli
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      conflict_handler="resolve")
     cli.add_common_flags(parser)
     from jaxwvae import augment, classifier, tables

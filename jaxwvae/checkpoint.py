@@ -7,20 +7,86 @@ training seconds spent. The data order is not stored: each replica's order for
 an epoch is a function of its key and the epoch (``train.epoch_order``).
 Orbax writes a step into a temporary folder and renames it when complete, so a
 kill during a save leaves the previous checkpoint intact; old ones are pruned.
+A checkpoint that cannot be read all the same (a full disk, files lost or
+overwritten, another config's) is skipped by :meth:`Checkpoints.restore_latest`
+for the one before it, and moved out of the way into ``checkpoints-unreadable``.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
+import logging
 import pathlib
+import shutil
+import sys
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
+from jaxwvae import rundir
 from jaxwvae.errors import UserError
+from jaxwvae.rundir import UNREADABLE
 
 KEEP = 2  # checkpoints kept on disk
+FILES = "jaxwvae-files.json"  # in a step's folder: the size of every file orbax wrote there
+
+
+class Unreadable(Exception):
+    """One checkpoint could not be read; the message is one line saying why."""
+
+
+def _one_line(error: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _orbax_read_noise(message: str) -> bool:
+    return message.startswith("Task exception was never retrieved") and "orbax" in message
+
+
+class _DropOrbaxReadNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _orbax_read_noise(record.getMessage())
+
+
+def _closed_loop(error) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+def _drop_closed_loop_unraisable(unraisable, previous) -> None:
+    if not _closed_loop(unraisable.exc_value):
+        previous(unraisable)
+
+
+def _drop_closed_loop_exception(kind, value, traceback, previous) -> None:
+    if not _closed_loop(value):  # printed from tensorstore's threads through sys.excepthook
+        previous(kind, value, traceback)
+
+
+def _quiet_failed_reads() -> None:
+    """Keep orbax's asyncio noise about a failed read off the terminal (once a read has failed).
+
+    Orbax reads each array in its own asyncio task; when one read fails, the
+    other tasks' errors are reported as "Task exception was never retrieved"
+    tracebacks (the asyncio logger, or "Event loop is closed" once orbax's loop
+    is gone) whenever those tasks are garbage-collected or tensorstore's threads
+    call back, which may be much later. Only those reports are dropped; the one-line reason
+    is reported by :meth:`Checkpoints.restore_latest`.
+    """
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropOrbaxReadNoise) for f in log.filters):
+        log.addFilter(_DropOrbaxReadNoise())
+        sys.unraisablehook = functools.partial(_drop_closed_loop_unraisable, previous=sys.unraisablehook)
+        sys.excepthook = functools.partial(_drop_closed_loop_exception, previous=sys.excepthook)
+    gc.collect()  # the finished tasks of the failed read, now
+
+
+def _file_sizes(folder: pathlib.Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != FILES}
 
 
 class Checkpoints:
@@ -36,6 +102,7 @@ class Checkpoints:
 
     def save(self, step: int, states, history: dict, host_state: dict, train_s: float) -> None:
         """Start writing the checkpoint of ``step`` (asynchronously; see :meth:`wait`)."""
+        self.wait()  # orbax waits for the previous save anyway; then list its files
         tree = {
             "states": serialization.to_state_dict(states),
             "history": history,
@@ -63,18 +130,98 @@ class Checkpoints:
             "host": jax.tree_util.tree_map(abstract, host_template),
             "train_s": np.zeros((), np.float64),
         }
+        self._check_files(step)
         try:
             tree = self.manager.restore(step, args=ocp.args.StandardRestore(target))
             states = serialization.from_state_dict(states_template, tree["states"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"checkpoint {self.directory}/{step} does not match this run's config ({e}); "
-                            f"resume with the config saved beside it, or start a new --out") from e
-        history = {k: np.array(v) for k, v in tree["history"].items()}
-        host = {k: np.array(v) for k, v in tree["host"].items()}
-        return states, history, host, float(tree["train_s"])
+            history = {k: np.array(v) for k, v in tree["history"].items()}
+            host = {k: np.array(v) for k, v in tree["host"].items()}
+            train_s = float(tree["train_s"])
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types for one bad file
+            raise Unreadable(_one_line(e)) from e
+        if set(history) != set(history_template) or set(host) != set(host_template):
+            raise Unreadable("its arrays are not those of this run's config")
+        return states, history, host, train_s
+
+    def restore_latest(self, states_template, history_template: dict, host_template: dict, *,
+                       move_aside: bool = True, stderr=None):
+        """The newest readable checkpoint as ``(step, states, history, host_state, train_s)``, or None if none exists.
+
+        A checkpoint that cannot be read is reported in one warning line and
+        moved into ``checkpoints-unreadable/`` (so the run can save that step
+        again; only where ``move_aside``, the primary process); the one before it
+        is tried next. If checkpoints exist but none
+        can be read, a UserError says so and how to start again.
+        """
+        stderr = stderr or sys.stderr
+        steps = sorted(self._step_folders(), reverse=True)
+        failed, restored = [], None
+        for step in steps:
+            try:
+                restored = self.restore(step, states_template, history_template, host_template)
+                break
+            except Unreadable as e:
+                failed.append((step, str(e)))
+            _quiet_failed_reads()
+        if restored is not None:
+            for bad, why in failed:
+                moved = f"; moved to {self._move_aside(bad)}" if move_aside else ""
+                print(f"warning: checkpoint {bad} unreadable ({why}){moved}; resuming from checkpoint {step}",
+                      file=stderr)
+            return (step, *restored)
+        if failed:
+            bad, why = failed[0]
+            raise UserError(f"--resume: no readable checkpoint in {self.directory} (checkpoint {bad}: {why}); "
+                            f"start the run again with --overwrite (same flags), or pass another --out")
+        return None
+
+    def _step_folders(self) -> list[int]:
+        """Every step folder on disk, whether orbax lists it as complete or not."""
+        listed = set(self.manager.all_steps())
+        on_disk = {int(p.name) for p in self.directory.iterdir() if p.name.isdigit()} if self.directory.is_dir() else set()
+        return sorted(listed | on_disk)
+
+    def _move_aside(self, step: int) -> pathlib.Path:
+        """Move the folder of ``step`` into ``<out>/checkpoints-unreadable/`` (numbered if taken) and forget it."""
+        target_dir = self.directory.parent / UNREADABLE
+        target_dir.mkdir(exist_ok=True)
+        target, n = target_dir / str(step), 1
+        while target.exists():
+            target, n = target_dir / f"{step}.{n}", n + 1
+        source = self.directory / str(step)
+        if source.exists():
+            shutil.move(str(source), str(target))
+        self.manager.reload()
+        return target
 
     def wait(self) -> None:
+        """Wait for the save in flight, then record the files of every finished checkpoint (:data:`FILES`)."""
         self.manager.wait_until_finished()
+        if jax.process_index() != 0:
+            return
+        for step in self.manager.all_steps():
+            folder = self.directory / str(step)
+            if folder.is_dir() and not (folder / FILES).exists():
+                rundir.write_json(folder / FILES, _file_sizes(folder))
+
+    def _check_files(self, step: int) -> None:
+        """Raise Unreadable if a file listed in the step's :data:`FILES` is missing or has another size.
+
+        Checked before orbax reads: a short file would fail inside orbax's
+        concurrent reads, which report it noisily; a step saved without the list
+        (a kill right after orbax finished) is left to orbax.
+        """
+        folder = self.directory / str(step)
+        try:
+            expected = rundir.read_json(folder / FILES)
+        except (OSError, UserError):
+            return
+        found = _file_sizes(folder)
+        for name, size in expected.items():
+            if name not in found:
+                raise Unreadable(f"{name} is missing")
+            if found[name] != size:
+                raise Unreadable(f"{name} holds {found[name]} bytes, {size} were written")
 
     def close(self) -> None:
         self.manager.close()

@@ -15,8 +15,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from jaxwvae import config as config_lib
-from jaxwvae import grid
-from jaxwvae.errors import ConfigError, UserError
+from jaxwvae import grid, interrupt
+from jaxwvae.errors import ConfigError, Interrupted, UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UserErrors: one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message}; see {self.prog} --help")
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -148,12 +155,21 @@ def default_out(config: config_lib.SweepConfig, stem: str = "") -> pathlib.Path:
 
 
 def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None) -> int:
-    """Run ``main``; a UserError becomes one line on stderr and exit status 2."""
+    """Run ``main``; a UserError becomes one line on stderr and exit status 2.
+
+    SIGINT and SIGTERM stop a sweep at its next chunk with a checkpoint
+    (:mod:`jaxwvae.interrupt`): one line says how to resume, exit status
+    130 or 143; a second signal ends the process at once.
+    """
     try:
-        return main(sys.argv[1:] if argv is None else argv)
+        with interrupt.handled():
+            return main(sys.argv[1:] if argv is None else argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return e.status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -161,7 +177,7 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = 
 
 def sweep_main(argv: Sequence[str]) -> int:
     """``experiments/sweep.py``: one sweep of seeds as one program."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="sweep.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train every seed of a sweep as one compiled program; writes config.json, results.json, "
                     "history.npz and checkpoints/ into --out (see README.md).",
@@ -171,7 +187,7 @@ def sweep_main(argv: Sequence[str]) -> int:
     add_common_flags(parser)
     add_sweep_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae import distributed, sweep
+    from jaxwvae import distributed, runlock, sweep
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
 
@@ -180,6 +196,8 @@ def sweep_main(argv: Sequence[str]) -> int:
             raise UserError("--resume needs --out DIR, the folder of the run to continue")
         if args.overwrite:
             raise UserError("pass --resume or --overwrite, not both")
+        if distributed.is_primary():
+            runlock.check_free(args.out)  # a live run holds it: name the holder first
         saved = sweep.config_for_resume(args.out, None)
         config = dataclasses.replace(saved, **given_fields(args))
     else:

@@ -15,3 +15,15 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A configuration field has a value the library cannot run."""
+
+
+class Interrupted(Exception):
+    """A run stopped on SIGINT/SIGTERM after saving a checkpoint; the message is one line saying how to resume.
+
+    Command-line entry points print it and exit with ``status`` (128 + the
+    signal's number: 130 for SIGINT, 143 for SIGTERM), the shell's convention.
+    """
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status

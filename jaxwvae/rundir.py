@@ -22,7 +22,8 @@ CONFIG = "config.json"
 RESULTS = "results.json"
 HISTORY = "history.npz"
 CHECKPOINTS = "checkpoints"
-OUTPUTS = (CONFIG, RESULTS, HISTORY, CHECKPOINTS)
+UNREADABLE = "checkpoints-unreadable"  # checkpoints a resume could not read, moved aside
+OUTPUTS = (CONFIG, RESULTS, HISTORY, CHECKPOINTS, UNREADABLE)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -40,8 +41,37 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
+def strict(obj):
+    """``obj`` with every NaN or ±inf (Python or NumPy scalar, at any depth) replaced by None.
+
+    Strict JSON has no NaN/Infinity (``json.loads(..., parse_constant=...)``
+    and most other languages' parsers reject them): an empty or undefined value
+    is written as ``null``, and readers treat ``null`` as NaN where a number is
+    expected (:func:`number`).
+    """
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def number(value) -> float:
+    """A number read from JSON: ``null`` (an empty or undefined value) becomes NaN."""
+    return float("nan") if value is None else float(value)
+
+
 def write_json(path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
+    """Strict JSON (non-finite numbers as ``null``), written atomically."""
+    atomic_write_bytes(path, (json.dumps(strict(obj), indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_npz(path, **arrays) -> None:
@@ -51,8 +81,26 @@ def write_npz(path, **arrays) -> None:
 
 
 def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    """The JSON in ``path``; a file that is not JSON is a UserError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a JSON file this project wrote ({' '.join(str(e).split())}); "
+                        f"restore it or start a new --out") from e
+
+
+_NOT_METRICS = ("seed", "diverged", "diverged_step", "excluded", "reason")  # results.json's non-number fields
+
+
+def read_results(path) -> dict:
+    """A ``results.json``: every per-seed metric written as ``null`` (a diverged seed's) read back as NaN."""
+    results = read_json(path)
+    for run in results.get("runs", []):
+        for key, value in run.items():
+            if value is None and key not in _NOT_METRICS:
+                run[key] = float("nan")
+    return results
 
 
 def check(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:

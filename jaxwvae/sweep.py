@@ -9,6 +9,7 @@ test split and write ``config.json``, ``results.json`` and ``history.npz``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import pathlib
@@ -19,11 +20,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxwvae import data, distributed, exclusion, grid, lambda_rule, memory, objectives, rundir, train
+from jaxwvae import (data, distributed, exclusion, grid, interrupt, lambda_rule, memory, objectives, rundir, runlock,
+                     train)
 from jaxwvae.checkpoint import Checkpoints
 from jaxwvae.distributed import to_host
 from jaxwvae.config import SweepConfig
-from jaxwvae.errors import UserError
+from jaxwvae.errors import Interrupted, UserError
 from jaxwvae.models import VAE
 from jaxwvae.progress import Progress
 from jaxwvae.state import create_replica
@@ -200,7 +202,12 @@ def config_for_resume(out, requested: SweepConfig | None) -> SweepConfig:
     if not path.exists():
         raise UserError(f"--resume: {out} holds no {rundir.CONFIG} of an earlier run; "
                         f"drop --resume to start a new run there")
-    saved = SweepConfig.from_json(rundir.read_json(path)["config"])
+    saved = rundir.read_json(path)
+    try:
+        saved = SweepConfig.from_json(saved["config"])
+    except (UserError, KeyError, TypeError) as e:
+        raise UserError(f"--resume: {path} was written by another version of jaxwvae ({e}); resume with that "
+                        f"version, or start a new --out") from None
     if requested is not None:
         requested = requested.resolved()
         differ = [f.name for f in dataclasses.fields(SweepConfig) if getattr(requested, f.name) != getattr(saved, f.name)]
@@ -235,18 +242,31 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     equal the saved one). The final state is always checkpointed, so the
     trained models can be loaded later (:func:`load_states`).
 
+    Only one process at a time writes into ``out`` (:mod:`jaxwvae.runlock`);
+    under :func:`jaxwvae.interrupt.handled` a SIGINT/SIGTERM stops the run at
+    the next chunk with a checkpoint and raises ``errors.Interrupted``.
+
     Returns the dict written to ``results.json``.
     """
+    with contextlib.ExitStack() as held:  # the lock on out, released however the run ends
+        return _run(config, out, held, resume=resume, overwrite=overwrite, progress=progress, command=command)
+
+
+def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume: bool, overwrite: bool,
+         progress: bool, command: list[str] | None) -> dict:
+    if distributed.is_primary():
+        runlock.check_free(out)  # a live run holds out: name it before any other complaint
     if resume:
         config = config_for_resume(out, config)
     config = config.resolved()
     rundir.check(out, resume=resume, overwrite=overwrite)
     if resume and (pathlib.Path(out) / rundir.RESULTS).exists():
-        return rundir.read_json(pathlib.Path(out) / rundir.RESULTS)  # the run had finished
+        return rundir.read_results(pathlib.Path(out) / rundir.RESULTS)  # the run had finished
     train_u8 = load_split(config, "train")  # bad data fails here, before anything is written
     test_u8 = load_split(config, "test")
     out = pathlib.Path(out)
     if distributed.is_primary():
+        held.enter_context(runlock.RunLock(out, command))  # before anything in out is written or deleted
         rundir.prepare(out, resume=resume, overwrite=overwrite)
         if not resume:
             command = list(sys.argv) if command is None else command
@@ -262,10 +282,10 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     host = host_rule(config, plan.padded)
     checkpoints = Checkpoints(out / rundir.CHECKPOINTS)
     step, train_s = 0, 0.0
-    if resume and checkpoints.latest_step() is not None:
-        step = checkpoints.latest_step()
-        states, history.arrays, host_state, train_s = checkpoints.restore(
-            step, states, history.arrays, host.state_dict() if host else {})
+    restored = checkpoints.restore_latest(states, history.arrays, host.state_dict() if host else {},
+                                          move_aside=distributed.is_primary()) if resume else None
+    if restored is not None:  # the newest readable checkpoint; unreadable newer ones are reported and moved
+        step, states, history.arrays, host_state, train_s = restored
         if host is not None:
             host.load_state_dict(host_state, history.arrays["t_gap"][:, :step])
 
@@ -305,6 +325,8 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
            step: int, start: float, bar: Progress):
     """Run the chunks from ``step`` to the end; checkpoint every ``checkpoint_every`` steps and at the end.
 
+    After a SIGINT/SIGTERM (:func:`jaxwvae.interrupt.requested`) the chunk in
+    flight ends, a checkpoint is saved and ``Interrupted`` is raised.
     With λ on the device the next chunk is dispatched before the last one's
     metrics are fetched, so the accelerator never waits for the host.
     """
@@ -329,7 +351,8 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
                     history.record(pending[0], to_host(pending[1]))
                 pending = (step, metrics)
             step += plan.chunk
-            if step == plan.total_steps or (every and step // every > last_saved // every):
+            stop = interrupt.agreed(interrupt.requested()) if step < plan.total_steps else None
+            if stop or step == plan.total_steps or (every and step // every > last_saved // every):
                 if pending is not None:
                     history.record(pending[0], to_host(pending[1]))
                     pending = None
@@ -338,6 +361,11 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
                 last_saved = step
             recorded = step if pending is None else pending[0]
             bar.update(step, loss=history.last_median("loss", recorded, plan.replicas))
+            if stop:
+                checkpoints.wait()
+                raise Interrupted(f"interrupted by {interrupt.name(stop)} at step {step} of {plan.total_steps}; "
+                                  f"checkpoint saved; resume with: python experiments/sweep.py --resume "
+                                  f"--out {checkpoints.directory.parent}", 128 + stop)
     jax.block_until_ready(states)
     checkpoints.wait()
     return states

@@ -100,7 +100,7 @@ def replica_fids(out: pathlib.Path, feature_fn, feature_name: str, test_stats, n
     if cache.exists():
         stored = rundir.read_json(cache)
         if stored["n"] == n:
-            return stored["fid"]
+            return [rundir.number(v) for v in stored["fid"]]  # null: a replica without a finite FID
     config, model, params = generate.load_run(out)
     replica_seeds = grid.replica_seeds(config)
     values = []

@@ -124,3 +124,15 @@ def test_table2_bad_request_is_one_line(data_dir, tmp_path):
                            "--datasets", "mnist"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "--augment 100 or less" in proc.stderr
+
+
+def test_table2_writes_only_strict_json(table2_out):
+    out, _ = table2_out
+
+    def reject(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    files = sorted(out.rglob("*.json"))
+    assert out / "table2.json" in files
+    for path in files:
+        json.loads(path.read_text(), parse_constant=reject)

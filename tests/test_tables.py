@@ -181,3 +181,18 @@ def test_table2_tests_augmented_against_original():
     assert set(tests) == {"w", "kl"} and tests["w"]["alternative"] == "greater"
     assert tests["w"]["welch"]["p"] < 1e-3 and tests["w"]["mann_whitney"]["p"] == pytest.approx(1 / 20)
     assert tests["kl"]["welch"]["p"] == pytest.approx(0.5) and tests["kl"]["mann_whitney"]["p"] > 0.4
+
+
+def test_table1_writes_only_strict_json(table1_out):
+    # fid_kept is empty (mean and sd undefined) when every seed of a row is excluded: null, never NaN.
+    out, _ = table1_out
+
+    def reject(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    files = sorted(out.rglob("*.json"))
+    assert out / "table1.json" in files and any(p.name.startswith("fid_") for p in files)
+    for path in files:
+        json.loads(path.read_text(), parse_constant=reject)
+    for row in json.loads((out / "table1.json").read_text())["rows"]:
+        assert (row["fid_kept"][0] is None) == (row["fid_kept"][2] == 0)
