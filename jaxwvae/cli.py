@@ -97,6 +97,9 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
                         "e.g. --grid lambda_c=0.05,0.005 --grid lam=1,uniform:0:20; fields: "
                         + ", ".join(grid.FIELDS))
     g.add_argument("--steps-per-call", type=count, default=S, help="steps per compiled call (default 100)")
+    g.add_argument("--replica-loop", choices=config_lib.REPLICA_LOOPS, default=S,
+                   help="vmap: batch the replicas (GPU/TPU); map: one after another in the same program "
+                        "(CPU); auto (default): map on a single CPU device, else vmap")
     g.add_argument("--checkpoint-every", type=count, default=S, help="steps between checkpoints (0: none)")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     g.add_argument("--overwrite", action="store_true", help="replace the run saved in --out")

@@ -12,6 +12,7 @@ DATASETS = ("mnist", "fashion_mnist")
 OBJECTIVES = ("w", "kl", "wae")
 LAMBDA_RULES = ("fixed", "arima")
 FORECASTERS = ("device", "host", "statsmodels")
+REPLICA_LOOPS = ("auto", "vmap", "map")
 
 
 class LamInit(NamedTuple):
@@ -64,6 +65,11 @@ class SweepConfig:
     ``lambda_t_scale`` is 1 for T or 2 for the printed 2T inside β, and
     ``lambda_sign_zero`` is the value of sign(0) in β (−1, 0 or +1).
 
+    ``replica_loop`` says how the compiled chunk runs the replicas: ``vmap``
+    (batched, for GPU/TPU), ``map`` (one after another inside the same
+    program, ``lax.map``: on a CPU one replica already fills the cores) or
+    ``auto`` (``map`` on a single CPU device, else ``vmap``).
+
     ``grid`` holds grid points, each a tuple of ``(field, value)`` pairs
     (``jaxwvae.grid``); the replicas are every point times every seed, all in
     one program. Empty: one point, the config itself.
@@ -92,6 +98,7 @@ class SweepConfig:
     learning_rate: float = 1e-3
     data_dir: str | None = None
     steps_per_call: int = 100
+    replica_loop: str = "auto"
     checkpoint_every: int = 600
     grid: tuple[tuple[tuple[str, object], ...], ...] = ()
 
@@ -199,6 +206,8 @@ class SweepConfig:
             bad("hidden", "needs positive widths", "pass e.g. --hidden 512,256")
         if not (self.learning_rate > 0 and _finite(self.learning_rate)):
             bad("learning_rate", "must be a positive number", "pass e.g. --learning-rate 1e-3")
+        if self.replica_loop not in REPLICA_LOOPS:
+            bad("replica_loop", "unknown replica loop", f"choose one of {', '.join(REPLICA_LOOPS)}")
         if self.steps_per_call < 1:
             bad("steps_per_call", "must be >= 1", "pass e.g. --steps-per-call 100")
         if self.checkpoint_every < 0:

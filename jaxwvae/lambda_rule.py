@@ -125,11 +125,24 @@ def arima_init(order, batch_shape=(), dtype=np.float32, xp=jnp) -> ArimaState:
 
 
 def arima_coefficients(state: ArimaState, order, xp=jnp):
-    """φ̂ = (Σ x xᵀ + δ I)⁻¹ Σ x y, with δ = 1e-6 · tr(Σ x xᵀ) / p (a guard for singular sums)."""
+    """φ̂ = (Σ x xᵀ + δ I)⁻¹ Σ x y, with δ = 1e-6 · tr(Σ x xᵀ) / p (a guard for singular sums).
+
+    p = 1 and p = 2 are solved in closed form (a division; Cramer's rule), the
+    orders the paper's forecaster uses; larger p goes through ``linalg.solve``.
+    """
     p = order[0]
     trace = xp.trace(state.sxx, axis1=-2, axis2=-1)[..., None, None]
-    ridge = (1e-6 * trace / p + 1e-30) * xp.eye(p, dtype=state.sxx.dtype)
-    return xp.linalg.solve(state.sxx + ridge, state.sxy[..., None])[..., 0]
+    a = state.sxx + (1e-6 * trace / p + 1e-30) * xp.eye(p, dtype=state.sxx.dtype)
+    b = state.sxy
+    if p == 1:
+        return b / a[..., 0]
+    if p == 2:
+        det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+        det = xp.where(det != 0, det, 1.0)  # empty sums (warm-up): the ridge² underflows; φ̂ = 0, unused
+        phi0 = (b[..., 0] * a[..., 1, 1] - a[..., 0, 1] * b[..., 1]) / det
+        phi1 = (a[..., 0, 0] * b[..., 1] - a[..., 1, 0] * b[..., 0]) / det
+        return xp.stack([phi0, phi1], axis=-1)
+    return xp.linalg.solve(a, b[..., None])[..., 0]
 
 
 def arima_update(state: ArimaState, t_value, order, xp=jnp):

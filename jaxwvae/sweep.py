@@ -133,6 +133,27 @@ def describe_devices() -> str:
     return text
 
 
+def replica_loop(config: SweepConfig) -> str:
+    """``vmap`` or ``map`` (see ``SweepConfig.replica_loop``); ``auto`` is ``map`` on one CPU device."""
+    if config.replica_loop != "auto":
+        if config.replica_loop == "map" and jax.device_count() > 1:
+            raise UserError("--replica-loop map runs the replicas one after another on one device; "
+                            f"this run has {jax.device_count()} devices: use --replica-loop vmap or auto")
+        return config.replica_loop
+    return "map" if jax.devices()[0].platform == "cpu" and jax.device_count() == 1 else "vmap"
+
+
+def over_replicas(chunk, loop: str):
+    """``chunk(state, images, order, first_batch)`` over the leading replica axis of states and orders."""
+    if loop == "vmap":
+        return jax.vmap(chunk, in_axes=(0, None, 0, None))
+
+    def mapped(states, images, orders, first_batch):
+        return jax.lax.map(lambda so: chunk(so[0], images, so[1], first_batch), (states, orders))
+
+    return mapped
+
+
 class Engine:
     """The compiled functions of one run and the stacked replica states they advance."""
 
@@ -151,9 +172,9 @@ class Engine:
         self._create = jax.jit(jax.vmap(create), out_shardings=self.sharded)
         self._order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2,
                               out_shardings=self.sharded)
+        self.loop = replica_loop(config)
         chunk = functools.partial(train.train_chunk, n_steps=plan.chunk, batch_size=config.batch_size)
-        self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, 0, None)), donate_argnums=0,
-                              out_shardings=self.sharded)
+        self._chunk = jax.jit(over_replicas(chunk, self.loop), donate_argnums=0, out_shardings=self.sharded)
         self.compiled_chunk = None
 
     def init_states(self):
@@ -192,8 +213,14 @@ class Engine:
         if batch < EVAL_BATCH // 10:
             batch = min(n, EVAL_BATCH)
         n = n - n % batch
-        fn = jax.jit(jax.vmap(functools.partial(train.evaluate, batch_size=batch), in_axes=(0, None)))
-        return to_host(fn(states, self.put_images(images_u8[:n])))
+        return to_host(self._evaluate(batch)(states, self.put_images(images_u8[:n])))
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 (one engine per run: the cache lives as long as it)
+    def _evaluate(self, batch: int):
+        evaluate = functools.partial(train.evaluate, batch_size=batch)
+        if self.loop == "vmap":
+            return jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
+        return jax.jit(lambda states, images: jax.lax.map(lambda s: evaluate(s, images), states))
 
 
 def config_for_resume(out, requested: SweepConfig | None) -> SweepConfig:

@@ -9,6 +9,8 @@ here is jitted or vmapped: the transforms are applied where they are called
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -36,8 +38,13 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
     (see ``jaxwvae.losses.t_gap``), ``lam`` the λ this step used and
     ``t_forecast`` the forecast ``T̂_{t+1}`` made after it (NaN for the fixed rule).
 
-    A replica whose loss or updated parameters are non-finite keeps its last
-    good state from then on, with ``diverged_step`` set and NaN metrics.
+    A replica whose loss, gradients or next λ are non-finite keeps its last
+    good parameters, λ and forecaster state from then on, with
+    ``diverged_step`` set and NaN metrics; its gradients enter Adam as zeros,
+    so its moments stay finite (and decay: they are never used again). The
+    check reads only what is known before the update, so XLA fuses the freeze
+    into Adam's update instead of materialising the updated state and
+    reducing over it (``benchmarks/lean_step.py``).
     """
     key = stream(state.key, STEP_STREAM, state.step)
     key_z, key_objective = jax.random.split(key)
@@ -47,15 +54,19 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
         return state.objective(x, outputs, state.lam, key_objective)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    stepped = state.apply_gradients(grads=grads)
     lam, rule_state, t_forecast = state.lambda_rule.update(metrics["t_gap"], state.rule_state, state.lam,
                                                            state.rule_hyper)
-    stepped = stepped.replace(lam=lam, rule_state=rule_state)
-
     healthy = state.diverged_step < 0
-    ok = healthy & jnp.isfinite(loss) & _all_finite(stepped.params) & jnp.isfinite(lam)
-    new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(ok, new, old), stepped, state)
-    new_state = new_state.replace(
+    ok = healthy & jnp.isfinite(loss) & _all_finite(grads) & jnp.isfinite(lam)
+    # A frozen replica's gradients enter Adam as zeros (finite), and its parameters ignore the update.
+    grads = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, 0.0), grads)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    keep = functools.partial(jax.tree_util.tree_map, lambda new, old: jnp.where(ok, new, old))  # small leaves
+    new_state = state.replace(
+        params=jax.tree_util.tree_map(lambda p, u: p + jnp.where(ok, u, 0.0), state.params, updates),
+        opt_state=opt_state,
+        lam=jnp.where(ok, lam, state.lam),
+        rule_state=keep(rule_state, state.rule_state),
         diverged_step=jnp.where(healthy & ~ok, state.step, state.diverged_step).astype(jnp.int32),
         step=state.step + 1,
     )

@@ -219,3 +219,17 @@ def test_fixed_rule_keeps_lambda_and_forecasts_nan():
 def test_moving_average_orders_are_refused():
     with pytest.raises(ValueError, match="ARIMA\\(p, d, 0\\)"):
         lambda_rule.arima_update(lambda_rule.arima_init((1, 1, 1), xp=np), 1.0, (1, 1, 1), xp=np)
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_closed_form_coefficients_equal_a_linear_solve(p):
+    # p = 1, 2 use a division and Cramer's rule; the reference is numpy's LAPACK solve in float64
+    rng = np.random.default_rng(p)
+    x = rng.normal(size=(7, 50, p))
+    sxx = np.einsum("bni,bnj->bij", x, x)
+    sxy = np.einsum("bni,bn->bi", x, rng.normal(size=(7, 50)))
+    state = lambda_rule.ArimaState(np.full(7, 50), np.zeros((7, p + 1)), sxx, sxy)
+    trace = np.trace(sxx, axis1=-2, axis2=-1)[:, None, None]
+    expected = np.linalg.solve(sxx + (1e-6 * trace / p + 1e-30) * np.eye(p), sxy[..., None])[..., 0]
+    got = lambda_rule.arima_coefficients(state, (p, 1, 0), xp=np)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)  # float64, well-conditioned sums
