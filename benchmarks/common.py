@@ -57,8 +57,8 @@ def sweep_block(engine, images):
     The states are created and the chunk compiled here; each call advances the same states by the
     same batches (the first ``chunk`` of epoch 0) and waits for the metrics.
     """
+    engine.compile(*images.shape)
     states = engine.init_states()
-    engine.compile(states, images)
     orders = engine.orders(states, 0)
     box = {"states": states}
 

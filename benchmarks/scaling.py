@@ -4,12 +4,12 @@ For each seed count the library's compiled chunk (``sweep.Engine``, ``--steps`` 
 seed per call, the paper's MNIST model and batch, the default adaptive λ on the device) is
 compiled once and timed over ``--repeats`` blocks. Printed per seed count: median ms per sweep
 step, µs per seed-step (falls while the device still has idle capacity), the 15-epoch MNIST
-training time at that rate, the library's memory estimate (``jaxwvae.memory``), the compiled
+training time at that rate, the compiled
 chunk's own figure (XLA's memory analysis: arguments + temporaries), on GPU the peak bytes in
 use, and the work itself from XLA's cost analysis (FLOPs and bytes accessed per sweep step) as
 achieved GFLOP/s and GB/s, beside what a large matmul attains on the same device: how close the
 step is to the machine's limit. On a device that reports its memory, the largest seed count the
-estimate admits.
+memory analysis admits (linear in the seeds from the last row).
 
     python benchmarks/scaling.py --seeds-list 1,10,30,100,300,1000 --data-dir ../shared/data
 """
@@ -58,9 +58,8 @@ def measure(seeds: int, args, images_np) -> dict:
     return {"seeds": seeds, "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
             "gflop_per_step": flops / 1e9, "gflops": flops / ms / 1e6, "gb_per_s": traffic / ms / 1e6,
             "paper_run_s": ms * PAPER_STEPS / 1e3, "compile_s": compile_s,
-            "estimate_bytes": memory.estimate(config, plan.n_train, images_np.shape[1],
-                                              plan.padded // jax.device_count()),
-            "compiled_bytes": sweep.compiled_bytes(analysis), "peak_bytes_in_use": stats.get("peak_bytes_in_use")}
+            "compiled_bytes": sweep.compiled_bytes(analysis), "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
+            "images_bytes": images_np.nbytes, "replicas_per_device": plan.padded // jax.device_count()}
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -88,16 +87,16 @@ def main() -> None:
         r = rows[-1]
         mib = lambda b: "–" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
         print(f"{seeds:6d} seeds  {r['ms_per_step']:9.2f} ms/step  {r['us_per_seed_step']:8.1f} µs/seed-step  "
-              f"15 epochs {r['paper_run_s']:8.0f} s  estimate {mib(r['estimate_bytes'])} MiB  "
+              f"15 epochs {r['paper_run_s']:8.0f} s  "
               f"compiled {mib(r['compiled_bytes'])} MiB  peak {mib(r['peak_bytes_in_use'])} MiB  "
               f"{r['gflop_per_step']:.2f} GFLOP/step -> {r['gflops']:.0f} GFLOP/s, {r['gb_per_s']:.1f} GB/s "
               f"(XLA cost analysis)", flush=True)
-    limit = memory.device_limit()
-    largest = None if limit is None else memory.max_replicas(base, len(images_np), images_np.shape[1], limit,
-                                                              jax.device_count())
+    limit, last = memory.device_limit(), rows[-1]
+    largest = None if limit is None else memory.max_replicas(
+        last["compiled_bytes"], last["images_bytes"], last["replicas_per_device"], limit, jax.device_count())
     attainable = matmul_gflops()
     print(f"machine: {common.machine()}; a 2048 x 2048 float32 matmul attains {attainable:.0f} GFLOP/s here")
-    print("largest seed count that fits (estimate): " + ("no device memory limit reported (CPU)" if largest is None
+    print("largest seed count that fits (XLA's memory analysis, linear in the seeds): " + ("no device memory limit reported (CPU)" if largest is None
                                                          else str(largest)))
     common.write(args.json, {"benchmark": "scaling", "steps": args.steps, "repeats": args.repeats, "rows": rows,
                              "largest_fitting_seeds": largest, "matmul_gflops": attainable})

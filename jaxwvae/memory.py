@@ -1,10 +1,11 @@
-"""How much device memory a sweep needs, estimated before it compiles, and a clear error if it will not fit.
+"""Whether a sweep fits in device memory, from XLA's own analysis of the compiled chunk, before anything is allocated.
 
-Per replica the compiled chunk holds the state (parameters and Adam's two
-moments: 3 P floats for P parameters) and, while it steps, about as much
-again in temporaries (gradients, Adam's update, activations). Every device
-also holds the training images (uint8) and its replicas' data orders. On CPU
-(no device memory limit) nothing is checked.
+The sweep compiles its chunk on abstract arguments (shapes, dtypes and
+shardings; no array exists yet) and reads ``memory_analysis()``: arguments +
+temporaries + outputs not aliased to the donated state, per device. That
+figure covers everything the architecture, the optimiser, the λ rule and XLA's
+own buffers need, so nothing here repeats the model. On CPU (no device memory
+limit) nothing is checked.
 """
 
 from __future__ import annotations
@@ -15,28 +16,15 @@ import jax
 
 from jaxwvae.errors import UserError
 
-FLOAT = 4
 SAFETY = 0.9  # use at most this share of the device's memory
 
 
-def param_count(in_dim: int, hidden, latent_dim: int) -> int:
-    """Parameters of the MLP VAE (encoder to 2 * latent, decoder mirrored)."""
-    enc = [in_dim, *hidden, 2 * latent_dim]
-    dec = [latent_dim, *reversed(hidden), in_dim]
-    return sum(a * b + b for widths in (enc, dec) for a, b in zip(widths, widths[1:]))
-
-
-def replica_bytes(in_dim: int, hidden, latent_dim: int, batch_size: int, n_train: int) -> int:
-    """Device bytes one replica needs while training (state + temporaries + its data order)."""
-    p = param_count(in_dim, hidden, latent_dim)
-    activations = batch_size * (3 * in_dim + 4 * sum(hidden) + 6 * latent_dim)
-    return FLOAT * (6 * p + activations + n_train)
-
-
-def estimate(config, n_train: int, in_dim: int, replicas_per_device: int) -> int:
-    """Bytes per device for ``replicas_per_device`` replicas plus the shared images."""
-    per = replica_bytes(in_dim, config.hidden, config.latent_dim, config.batch_size, n_train)
-    return replicas_per_device * per + n_train * in_dim
+def compiled_bytes(analysis) -> int | None:
+    """Bytes per device of a compiled call: arguments + temporaries + outputs not aliased to donated inputs."""
+    if analysis is None:
+        return None
+    return int(analysis.argument_size_in_bytes + analysis.temp_size_in_bytes
+               + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
 
 
 def device_limit() -> int | None:
@@ -45,22 +33,25 @@ def device_limit() -> int | None:
     return stats.get("bytes_limit")
 
 
-def max_replicas(config, n_train: int, in_dim: int, limit: int, n_devices: int = 1) -> int:
-    """The most replicas whose estimate fits ``SAFETY * limit`` bytes on each of ``n_devices`` devices."""
-    per = replica_bytes(in_dim, config.hidden, config.latent_dim, config.batch_size, n_train)
-    return max(0, int((SAFETY * limit - n_train * in_dim) // per)) * n_devices
+def max_replicas(need: int, shared: int, per_device: int, limit: int, n_devices: int = 1) -> int:
+    """The most replicas that fit ``SAFETY * limit`` on each device, scaling ``need`` linearly in replicas.
+
+    ``need`` is the compiled figure for ``per_device`` replicas on one device, ``shared`` the part of it
+    that does not grow with the replicas (the training images).
+    """
+    per_replica = max(1, (need - shared)) / max(1, per_device)
+    return max(0, int((SAFETY * limit - shared) // per_replica)) * n_devices
 
 
-def check_fits(config, n_train: int, in_dim: int, replicas: int, limit: int | None = None) -> int:
-    """Return the per-device estimate; raise a UserError saying what to do if it exceeds the limit."""
-    n_dev = jax.device_count()
-    per_device = math.ceil(replicas / n_dev)
-    need = estimate(config, n_train, in_dim, per_device)
+def check_fits(need: int | None, *, replicas: int, shared: int, limit: int | None = None) -> None:
+    """Raise a UserError saying what to do if ``need`` bytes per device exceed ``SAFETY`` of the limit."""
     limit = device_limit() if limit is None else limit
-    if limit is not None and need > SAFETY * limit:
-        fits = max_replicas(config, n_train, in_dim, limit, n_dev)
-        raise UserError(
-            f"--seeds {replicas}: the sweep needs about {need / 2**30:.1f} GiB per device and a device has "
-            f"{limit / 2**30:.1f} GiB; at most {fits} seeds fit on {n_dev} device(s) - pass --seeds {fits} "
-            f"(and --seed-list for the rest in a second run), use more devices, or a smaller --batch-size")
-    return need
+    if need is None or limit is None or need <= SAFETY * limit:
+        return
+    n_dev = jax.device_count()
+    fits = max_replicas(need, shared, math.ceil(replicas / n_dev), limit, n_dev)
+    raise UserError(
+        f"{replicas} replicas: the sweep needs {need / 2**30:.1f} GiB per device (XLA's memory analysis) and a "
+        f"device has {limit / 2**30:.1f} GiB; at most {fits} replicas fit on {n_dev} device(s) - pass fewer "
+        f"--seeds or grid points (and --seed-list for the rest in a second run), use more devices, or a "
+        f"smaller --batch-size")

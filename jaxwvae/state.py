@@ -58,15 +58,16 @@ def optimizer() -> optax.GradientTransformation:
     return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
 
 
-def create_replica(seed, hyper: dict, *, model, objective: Callable, lambda_rule: LambdaRule,
-                   in_dim: int) -> ReplicaState:
+def create_replica(seed, hyper: dict, *, model, tx: optax.GradientTransformation, objective: Callable,
+                   lambda_rule: LambdaRule, in_dim: int) -> ReplicaState:
     """The initial state of the replica of ``seed`` (an int32 scalar) with its point's values ``hyper``.
 
     ``hyper`` holds scalars (vmap over arrays: see :func:`jaxwvae.grid.replica_table`):
     ``lam_low``/``lam_high`` (λ₀ is ``lam_low`` when equal, else uniform on
     ``[lam_low, lam_high)`` from the replica's own key, so a seed's run does not
     depend on which other replicas share the sweep), ``learning_rate``,
-    ``logvar_max`` and the fields of :class:`RuleHyper`.
+    ``logvar_max`` and the fields of :class:`RuleHyper`. ``tx`` is :func:`optimizer`'s
+    transformation, made once per run (it is static metadata of the state).
     """
     key = jax.random.PRNGKey(seed)
     params = model.init(stream(key, INIT_STREAM), jnp.zeros((1, in_dim), jnp.float32),
@@ -77,7 +78,7 @@ def create_replica(seed, hyper: dict, *, model, objective: Callable, lambda_rule
     state = ReplicaState.create(
         apply_fn=model.apply,
         params=params,
-        tx=optimizer(),
+        tx=tx,
         key=key,
         lam=lam,
         lam_init=lam,

@@ -28,7 +28,7 @@ from jaxwvae.config import SweepConfig
 from jaxwvae.errors import Interrupted, UserError
 from jaxwvae.models import VAE
 from jaxwvae.progress import Progress
-from jaxwvae.state import create_replica
+from jaxwvae.state import create_replica, optimizer
 
 EVAL_BATCH = 1000
 TRAIN_EVAL_SIZE = 10_000  # training images evaluated for the train/test reconstruction gap
@@ -49,6 +49,12 @@ class Plan:
     chunk: int  # steps per compiled call
     replicas: int  # real replicas: grid points x seeds
     padded: int  # replicas after padding to a multiple of the device count
+    remainder: int = 0  # steps of the epoch's last, shorter call (0: the chunk divides the epoch)
+
+    def calls(self, first_batch: int):
+        """``(first batch, steps)`` of the calls from ``first_batch`` to the end of an epoch."""
+        return [(b, min(self.chunk, self.steps_per_epoch - b))
+                for b in range(first_batch, self.steps_per_epoch, self.chunk)]
 
 
 def adaptive(config: SweepConfig) -> bool:
@@ -59,10 +65,14 @@ def adaptive(config: SweepConfig) -> bool:
 def make_plan(config: SweepConfig, n_train: int, n_devices: int) -> Plan:
     steps_per_epoch = n_train // config.batch_size
     host_rule = adaptive(config) and config.forecaster != "device"
-    chunk = 1 if host_rule else largest_divisor_at_most(steps_per_epoch, config.steps_per_call)
+    cap = 1 if host_rule else min(config.steps_per_call, steps_per_epoch)  # λ from the host: step by step
+    chunk = largest_divisor_at_most(steps_per_epoch, cap)
+    remainder = 0
+    if 2 * chunk <= cap:  # no divisor near the cap (e.g. 599 steps): full chunks and one shorter call
+        chunk, remainder = cap, steps_per_epoch % cap
     replicas = grid.replica_count(config)
     padded = -(-replicas // n_devices) * n_devices
-    return Plan(n_train, steps_per_epoch, steps_per_epoch * config.epochs, chunk, replicas, padded)
+    return Plan(n_train, steps_per_epoch, steps_per_epoch * config.epochs, chunk, replicas, padded, remainder)
 
 
 def load_split(config: SweepConfig, split: str) -> np.ndarray:
@@ -165,7 +175,8 @@ class Engine:
         self.replicated = NamedSharding(mesh, PartitionSpec())
         # σ <= 1 is a per-replica cap (state.logvar_max), so the model itself is uncapped.
         model = VAE(config.hidden, config.latent_dim, in_dim)
-        create = functools.partial(create_replica, model=model, objective=objectives.get(config.objective).fn,
+        create = functools.partial(create_replica, model=model, tx=optimizer(),
+                                   objective=objectives.get(config.objective).fn,
                                    lambda_rule=device_rule(config), in_dim=in_dim)
         # Padding replicas (to fill every device) take seeds no real replica uses; they never show in results.
         self.table = grid.replica_table(config, plan.padded)
@@ -173,9 +184,12 @@ class Engine:
         self._order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2,
                               out_shardings=self.sharded)
         self.loop = replica_loop(config)
-        chunk = functools.partial(train.train_chunk, n_steps=plan.chunk, batch_size=config.batch_size)
-        self._chunk = jax.jit(over_replicas(chunk, self.loop), donate_argnums=0, out_shardings=self.sharded)
-        self.compiled_chunk = None
+        self._chunks = {n: jax.jit(over_replicas(functools.partial(train.train_chunk, n_steps=n,
+                                                                   batch_size=config.batch_size), self.loop),
+                                   donate_argnums=0, out_shardings=self.sharded)
+                        for n in {plan.chunk, plan.remainder} - {0}}
+        self._chunk = self._chunks[plan.chunk]
+        self.compiled = {}  # steps -> compiled call
 
     def init_states(self):
         table = {k: distributed.put(v, self.sharded) for k, v in self.table.items()}
@@ -184,23 +198,44 @@ class Engine:
     def put_images(self, images_u8):
         return distributed.put(images_u8, self.replicated)
 
-    def compile(self, states, images) -> float:
-        """Compile the chunk once (ahead of time); return the seconds it took."""
+    def abstract_args(self, n_train: int, in_dim: int):
+        """Shapes, dtypes and shardings of the chunk's arguments: nothing is allocated."""
+        states = jax.eval_shape(self._create, jax.ShapeDtypeStruct((self.plan.padded,), np.int32),
+                                {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in self.table.items()
+                                 if k != "seed"})
+        states = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.sharded), states)
+        images = jax.ShapeDtypeStruct((n_train, in_dim), np.uint8, sharding=self.replicated)
+        orders = jax.ShapeDtypeStruct((self.plan.padded, n_train), np.int32, sharding=self.sharded)
+        return states, images, orders
+
+    def compile(self, n_train: int, in_dim: int) -> float:
+        """Compile the chunk (and the remainder call, if any) on abstract arguments; return the seconds."""
         start = time.perf_counter()
-        orders = self._order(states, 0, self.plan.n_train)
-        self.compiled_chunk = self._chunk.lower(states, images, orders, np.int32(0)).compile()
+        self._args = self.abstract_args(n_train, in_dim)
+        self.compiled = {n: fn.lower(*self._args, np.int32(0)).compile() for n, fn in self._chunks.items()}
         return time.perf_counter() - start
+
+    @property
+    def compiled_chunk(self):
+        return self.compiled.get(self.plan.chunk)
+
+    def bytes_per_device(self) -> int | None:
+        """XLA's memory figure of the largest compiled call (see ``jaxwvae.memory``)."""
+        sizes = [memory.compiled_bytes(c.memory_analysis()) for c in self.compiled.values()]
+        sizes = [v for v in sizes if v is not None]
+        return max(sizes) if sizes else None
 
     def orders(self, states, epoch):
         return self._order(states, epoch, self.plan.n_train)
 
-    def run_chunk(self, states, images, orders, first_batch):
-        return self.compiled_chunk(states, images, orders, np.int32(first_batch))
+    def run_chunk(self, states, images, orders, first_batch, steps: int | None = None):
+        """``steps`` steps (default: the chunk) of every replica from batch ``first_batch`` of the epoch."""
+        return self.compiled[steps or self.plan.chunk](states, images, orders, np.int32(first_batch))
 
-    def metric_names(self, states, images) -> list[str]:
-        """The names of the per-step metrics the chunk returns (traced, not run)."""
-        orders = jax.eval_shape(self._order, states, 0, self.plan.n_train)
-        _, metrics = jax.eval_shape(self._chunk, states, images, orders, np.int32(0))
+    def metric_names(self) -> list[str]:
+        """The names of the per-step metrics the chunk returns (from the trace :meth:`compile` made)."""
+        _, metrics = jax.eval_shape(self._chunk, *self._args, np.int32(0))
         return sorted(metrics)
 
     def set_lam(self, states, lam):
@@ -300,12 +335,13 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
             rundir.write_json(out / rundir.CONFIG, {"config": config.to_json(), "command": command})
     distributed.barrier("jaxwvae-out-ready")
     plan = make_plan(config, len(train_u8), jax.device_count())
-    memory_estimate = memory.check_fits(config, plan.n_train, train_u8.shape[1], plan.padded)
     engine = Engine(config, plan, train_u8.shape[1])
+    compile_s = engine.compile(*train_u8.shape)  # on abstract arguments: nothing allocated yet
+    need = engine.bytes_per_device()
+    memory.check_fits(need, replicas=plan.padded, shared=train_u8.nbytes)
     images = engine.put_images(train_u8)
     states = engine.init_states()
-    compile_s = engine.compile(states, images)
-    history = History(engine.metric_names(states, images), plan.padded, plan.total_steps)
+    history = History(engine.metric_names(), plan.padded, plan.total_steps)
     host = host_rule(config, plan.padded)
     checkpoints = Checkpoints(out / rundir.CHECKPOINTS)
     step, train_s = 0, 0.0
@@ -326,11 +362,9 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
             host.close()
         checkpoints.close()
     train_s = time.perf_counter() - start
-    compiled = engine.compiled_chunk.memory_analysis()
     results = _results(config, plan, engine, states, train_u8, test_u8,
                        {"compile_s": compile_s, "train_s": train_s})
-    results["memory"] = {"estimate_bytes_per_device": memory_estimate,
-                         "compiled_bytes_per_device": compiled_bytes(compiled),
+    results["memory"] = {"compiled_bytes_per_device": need,
                          "peak_bytes_in_use": (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")}
     if distributed.is_primary():
         rundir.write_npz(out / rundir.HISTORY, **replica_columns(config, engine.table, plan.replicas),
@@ -340,12 +374,7 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
     return results
 
 
-def compiled_bytes(analysis) -> int | None:
-    """Arguments + temporaries of the compiled chunk (outputs alias the donated state)."""
-    if analysis is None:
-        return None
-    return int(analysis.argument_size_in_bytes + analysis.temp_size_in_bytes
-               + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
+compiled_bytes = memory.compiled_bytes  # kept for benchmarks and notebooks that read it from here
 
 
 def _train(engine: Engine, states, images, history: History, host, checkpoints: Checkpoints,
@@ -363,8 +392,8 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
     last_saved = step
     for epoch in range(step // plan.steps_per_epoch, config.epochs):
         orders = engine.orders(states, epoch)
-        for first_batch in range(step % plan.steps_per_epoch, plan.steps_per_epoch, plan.chunk):
-            states, metrics = engine.run_chunk(states, images, orders, first_batch)
+        for first_batch, steps in plan.calls(step % plan.steps_per_epoch):
+            states, metrics = engine.run_chunk(states, images, orders, first_batch, steps)
             if host is not None:
                 metrics = to_host(metrics)
                 t_now, lam_now = metrics["t_gap"][:, 0], metrics["lam"][:, 0]
@@ -377,7 +406,7 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
                 if pending is not None:
                     history.record(pending[0], to_host(pending[1]))
                 pending = (step, metrics)
-            step += plan.chunk
+            step += steps
             stop = interrupt.agreed(interrupt.requested()) if step < plan.total_steps else None
             if stop or step == plan.total_steps or (every and step // every > last_saved // every):
                 if pending is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import config as config_lib
-from jaxwvae import grid, lambda_rule, memory, sweep, train
+from jaxwvae import grid, lambda_rule, sweep, train
 from jaxwvae.errors import ConfigError
 from tests.test_sweep import load, small
 
@@ -174,16 +174,6 @@ def test_a_diverging_grid_point_harms_no_other(data_dir, tmp_path):
     _, solo = load(tmp_path / "solo")
     assert results["runs"][1]["diverged"] and not results["runs"][0]["diverged"]
     np.testing.assert_allclose(h["loss"][0], solo["loss"][0], rtol=1e-5, atol=1e-6)  # as in the solo test
-
-
-def test_memory_check_counts_every_grid_replica():
-    config = config_lib.paper_mnist(seeds=tuple(range(10)), grid=tuple(((("lambda_c", c),) for c in (0.1, 0.2)))
-                                    ).resolved()
-    per_replica = memory.estimate(config, 60_000, 784, 1) - 60_000 * 784
-    limit = int((memory.estimate(config, 60_000, 784, 15)) / memory.SAFETY)  # room for 15 replicas, not 20
-    with pytest.raises(Exception, match="at most 1[45] seeds fit"):
-        memory.check_fits(config, 60_000, 784, grid.replica_count(config), limit=limit)
-    assert per_replica > 0
 
 
 def test_resume_continues_a_grid(data_dir, tmp_path):

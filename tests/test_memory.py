@@ -1,38 +1,73 @@
-"""The memory estimate made before compiling, against what XLA reports after."""
+"""The memory check: XLA's analysis of the chunk compiled on abstract arguments, before anything is allocated."""
 
 import jax
 import numpy as np
 import pytest
 
 from jaxwvae import config as config_lib
-from jaxwvae import memory, sweep
+from jaxwvae import grid, memory, sweep
 from jaxwvae.errors import UserError
 
 
-def test_param_count_matches_the_model():
-    config = config_lib.paper_mnist(seeds=(0,), lambda_rule="fixed").resolved()
-    engine = sweep.Engine(config, sweep.make_plan(config, 1000, 1), 784)
-    params = engine.init_states().params
-    n = sum(x.size for x in jax.tree_util.tree_leaves(params))
-    assert memory.param_count(784, (512, 256), 20) == n
+def engine_for(seeds: int, n_train: int = 3000, **changes):
+    config = config_lib.paper_mnist(seeds=tuple(range(seeds)), lambda_rule="fixed", steps_per_call=5,
+                                    **changes).resolved()
+    return sweep.Engine(config, sweep.make_plan(config, n_train, 1), 784)
+
+
+def test_compiling_on_abstract_arguments_allocates_no_state():
+    engine = engine_for(4)
+    engine.compile(3000, 784)
+    # one device: nothing but the compiled executables exist; the states are created afterwards
+    assert engine.compiled_chunk is not None and engine.bytes_per_device() > 0
+    live = sum(x.nbytes for x in jax.live_arrays())
+    assert live < 50_000_000, live  # 4 replicas' state is ~52 MB: it was not allocated
 
 
 @pytest.mark.parametrize("seeds", [2, 6])
-def test_estimate_is_within_25_percent_of_the_compiled_size(seeds):
-    config = config_lib.paper_mnist(seeds=tuple(range(seeds)), lambda_rule="fixed").resolved()
-    plan = sweep.make_plan(config, 3000, 1)
-    engine = sweep.Engine(config, plan, 784)
+def test_compiled_bytes_cover_the_state_and_grow_with_the_replicas(seeds):
+    engine = engine_for(seeds)
+    engine.compile(3000, 784)
     states = engine.init_states()
-    engine.compile(states, engine.put_images(np.zeros((3000, 784), np.uint8)))
-    compiled = sweep.compiled_bytes(engine.compiled_chunk.memory_analysis())
-    estimate = memory.estimate(config, 3000, 784, seeds)
-    assert 0.75 < estimate / compiled < 1.25, (estimate, compiled)
+    state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(states))
+    need = engine.bytes_per_device()
+    assert need > state_bytes + 3000 * 784  # the state, the images and the step's temporaries
+    assert need < 3 * state_bytes + 3000 * 784 + 20_000_000  # and not wildly more (2x state ~ temporaries)
 
 
-def test_a_sweep_that_cannot_fit_says_how_many_seeds_do():
-    config = config_lib.paper_mnist().resolved()
-    per = memory.replica_bytes(784, (512, 256), 20, 100, 60000)
-    limit = int((60000 * 784 + 100.5 * per) / memory.SAFETY)  # room for 100 replicas on one device
-    with pytest.raises(UserError, match=r"--seeds 1000: .* at most 100 seeds fit on 1 device\(s\)"):
-        memory.check_fits(config, 60000, 784, 1000, limit=limit)
-    assert memory.check_fits(config, 60000, 784, 100, limit=limit) > 0
+def test_a_sweep_that_cannot_fit_says_how_many_replicas_do():
+    engine = engine_for(10, n_train=60000)
+    engine.compile(60000, 784)
+    need, shared = engine.bytes_per_device(), 60000 * 784
+    per = (need - shared) / 10
+    limit = int((shared + 4.5 * per) / memory.SAFETY)  # room for 4 of the 10 replicas
+    with pytest.raises(UserError, match=r"^10 replicas: .* at most 4 replicas fit on 1 device\(s\)"):
+        memory.check_fits(need, replicas=10, shared=shared, limit=limit)
+    memory.check_fits(need, replicas=10, shared=shared, limit=int(need / memory.SAFETY) + 1)  # fits: no error
+    memory.check_fits(need, replicas=10, shared=shared, limit=None)  # CPU reports no limit: nothing checked
+
+
+def test_grid_points_count_as_replicas():
+    config = config_lib.paper_mnist(seeds=(0, 1), grid=((("lambda_c", 0.1),), (("lambda_c", 0.2),),
+                                                        (("lambda_c", 0.3),))).resolved()
+    plan = sweep.make_plan(config, 3000, 1)
+    assert plan.replicas == grid.replica_count(config) == 6
+    engine = sweep.Engine(config, plan, 784)
+    args = engine.abstract_args(3000, 784)
+    assert args[0].params["params"]["encoder"]["Dense_0"]["kernel"].shape[0] == 6
+
+
+@pytest.mark.parametrize("n_train, cap, chunk, remainder", [
+    (59900, 100, 100, 99),  # 599 steps (prime): 5 calls of 100 and one of 99
+    (60000, 100, 100, 0),  # 600 steps: 6 calls of 100
+    (2000, 7, 5, 0),  # 20 steps: a divisor near the cap (5 of at most 7)
+    (2300, 10, 10, 3),  # 23 steps (prime): 2 calls of 10 and one of 3
+])
+def test_plan_uses_full_chunks_and_one_remainder(n_train, cap, chunk, remainder):
+    config = config_lib.paper_mnist(seeds=(0,), steps_per_call=cap).resolved()
+    plan = sweep.make_plan(config, n_train, 1)
+    assert (plan.chunk, plan.remainder) == (chunk, remainder)
+    calls = plan.calls(0)
+    assert sum(n for _, n in calls) == plan.steps_per_epoch
+    assert [b for b, _ in calls] == list(np.cumsum([0] + [n for _, n in calls[:-1]]))
+    assert all(n == chunk for _, n in calls[:-1])

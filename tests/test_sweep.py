@@ -127,7 +127,7 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
         states = engine.init_states()
         if poison:  # an infinite λ makes replica 1's loss infinite at its first step
             states = engine.set_lam(states, np.array([1.0, np.inf, 1.0], np.float32))
-        engine.compile(states, images)
+        engine.compile(*images_np.shape)
         collected = []
         orders = engine.orders(states, 0)
         for first in range(0, plan.steps_per_epoch, plan.chunk):
@@ -146,3 +146,20 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
     fresh = sweep.to_host(engine.init_states())
     for a, b in zip(jax.tree_util.tree_leaves(fresh.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_a_remainder_call_ends_each_epoch_and_changes_nothing(data_dir, tmp_path):
+    # 2,300 images = 23 steps per epoch, a prime: chunks of 10, 10 and a compiled remainder of 3,
+    # against one step per call. Same steps, same order; only the compiled program around them differs
+    # (scan of 10 vs 3 vs 1), so the values agree to float rounding, as in the replica-vs-solo test.
+    runs = {}
+    for cap in (10, 1):
+        out = tmp_path / str(cap)
+        sweep.run(small(data_dir, train_size=2300, epochs=2, steps_per_call=cap), out, progress=False)
+        runs[cap] = load(out)
+    plan = sweep.make_plan(small(data_dir, train_size=2300, steps_per_call=10).resolved(), 2300, 1)
+    assert (plan.chunk, plan.remainder) == (10, 3)
+    for name in ("loss", "t_gap", "lam"):
+        assert np.all(np.isfinite(runs[10][1][name])), name
+        np.testing.assert_allclose(runs[10][1][name], runs[1][1][name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert runs[10][0]["timing"]["steps"] == 46
