@@ -54,10 +54,11 @@ def write(path, record: dict) -> None:
 def sweep_block(engine, images):
     """One compiled chunk (``engine.plan.chunk`` steps of every replica), as a block for :func:`median_ms`.
 
-    The states are created and the chunk compiled here; each call advances the same states by the
-    same batches (the first ``chunk`` of epoch 0) and waits for the metrics.
+    The chunk is compiled here unless it already is, and the states created; each call advances the
+    same states by the same batches (the first ``chunk`` of epoch 0) and waits for the metrics.
     """
-    engine.compile(*images.shape)
+    if engine.compiled_chunk is None:
+        engine.compile(*images.shape)
     states = engine.init_states()
     orders = engine.orders(states, 0)
     box = {"states": states}

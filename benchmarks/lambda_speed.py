@@ -54,6 +54,48 @@ def fit_ms(length: int, order, repeats: int) -> float:
     return common.median_ms(one, repeats)
 
 
+def measure(*, seeds: int, steps: int, refit_every: int, workers=None, data_dir=None, test_size: int = 1000,
+            fit_lengths=FIT_LENGTHS, fit_repeats: int = 5, deadline=None, log=print, **model) -> dict:
+    """Every rule's ms per sweep step, statsmodels' fit times and the extrapolated refit-1 fitting time.
+
+    ``model``: ``hidden`` / ``latent_dim`` other than the paper's (a smoke run's smaller model).
+
+    ``deadline`` (a ``time.perf_counter()`` value): a rule not started by then is skipped, its
+    reason recorded in ``not_measured``.
+    """
+    base = config_lib.paper_mnist(seeds=tuple(range(seeds)), epochs=1, train_size=100 * steps,
+                                  test_size=test_size, data_dir=data_dir, checkpoint_every=0, **model)
+    contenders = {
+        "fixed": dict(lambda_rule="fixed"),
+        "device": dict(lambda_rule="arima", forecaster="device"),
+        "host": dict(lambda_rule="arima", forecaster="host"),
+        "statsmodels, refit 1": dict(lambda_rule="arima", forecaster="statsmodels", refit_every=1),
+        f"statsmodels, refit {refit_every}": dict(lambda_rule="arima", forecaster="statsmodels",
+                                                 refit_every=refit_every),
+    }
+    ms, loops, skipped = {}, {}, {}
+    for name, fields in contenders.items():
+        if deadline is not None and time.perf_counter() > deadline:
+            skipped[name] = "time budget of the λ rules section spent before this rule started"
+            continue
+        start = time.perf_counter()
+        config = config_lib.paper_mnist(**{**vars(base), **fields}).resolved()
+        ms[name] = 1e3 * time_sweep(config)
+        loops[name] = sweep.replica_loop(config)
+        log(f"  {name}: {ms[name]:.2f} ms/step ({time.perf_counter() - start:.0f} s with compile)")
+
+    workers = statsmodels_rule.worker_count(workers, seeds)
+    fits = {n: fit_ms(n, base.arima_order, repeats=fit_repeats) for n in fit_lengths}
+    # one refit per replica per step, spread over the workers; trapezoid over the history length
+    lengths = np.array([1, *fit_lengths], float)
+    per_fit = np.array([fits[fit_lengths[0]], *fits.values()])
+    total_fit_s = np.trapezoid(per_fit, lengths) / 1e3 * seeds / workers
+    return {"seeds": seeds, "steps": steps, "batch_size": base.batch_size, "hidden": list(base.hidden),
+            "latent_dim": base.latent_dim, "ms_per_step": ms,
+            "replica_loop": loops, "not_measured": skipped, "fit_ms": fits, "workers": workers,
+            "statsmodels_refit1_full_run_s_extrapolated": float(total_fit_s)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=30)
@@ -64,29 +106,10 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="append the result to this JSON file")
     args = parser.parse_args()
 
-    base = config_lib.paper_mnist(seeds=tuple(range(args.seeds)), epochs=1, train_size=100 * args.steps,
-                                  test_size=1000, data_dir=args.data_dir, checkpoint_every=0)
-    contenders = {
-        "fixed": dict(lambda_rule="fixed"),
-        "device": dict(lambda_rule="arima", forecaster="device"),
-        "host": dict(lambda_rule="arima", forecaster="host"),
-        "statsmodels, refit 1": dict(lambda_rule="arima", forecaster="statsmodels", refit_every=1),
-        f"statsmodels, refit {args.refit_every}": dict(lambda_rule="arima", forecaster="statsmodels",
-                                                      refit_every=args.refit_every),
-    }
-    ms = {}
-    for name, fields in contenders.items():
-        start = time.perf_counter()
-        ms[name] = 1e3 * time_sweep(config_lib.paper_mnist(**{**vars(base), **fields}).resolved())
-        print(f"  {name}: {ms[name]:.2f} ms/step ({time.perf_counter() - start:.0f} s with compile)", flush=True)
-
-    workers = statsmodels_rule.worker_count(args.workers, args.seeds)
-    fits = {n: fit_ms(n, base.arima_order, repeats=5) for n in FIT_LENGTHS}
-    # one refit per replica per step, spread over the workers; trapezoid over the history length
-    lengths = np.array([1, *FIT_LENGTHS], float)
-    per_fit = np.array([fits[FIT_LENGTHS[0]], *fits.values()])
-    total_fit_s = np.trapezoid(per_fit, lengths) / 1e3 * args.seeds / workers
-
+    out = measure(seeds=args.seeds, steps=args.steps, refit_every=args.refit_every, workers=args.workers,
+                  data_dir=args.data_dir, log=lambda line: print(line, flush=True))
+    ms, fits, workers = out["ms_per_step"], out["fit_ms"], out["workers"]
+    total_fit_s = out["statsmodels_refit1_full_run_s_extrapolated"]
     print(f"machine: {common.machine()}")
     print(f"{args.seeds} seeds, batch 100, {args.steps} steps each run; ms per sweep step; ratio to 'device'")
     for name, v in ms.items():
@@ -96,9 +119,7 @@ def main() -> None:
           ", ".join(f"{n} values {v:.1f} ms" for n, v in fits.items()))
     print(f"statsmodels, refit 1, a full 9,000-step run of {args.seeds} seeds on {workers} workers "
           f"(EXTRAPOLATED from those fits): {total_fit_s:.0f} s of fitting alone")
-    common.write(args.json, {"benchmark": "lambda_speed", "seeds": args.seeds, "steps": args.steps,
-                             "ms_per_step": ms, "fit_ms": fits, "workers": workers,
-                             "statsmodels_refit1_full_run_s_extrapolated": total_fit_s})
+    common.write(args.json, {"benchmark": "lambda_speed", **out})
 
 
 if __name__ == "__main__":

@@ -41,24 +41,41 @@ def step_cost(engine, config) -> tuple[float, float]:
     return cost.get("flops", float("nan")), cost.get("bytes accessed", float("nan"))
 
 
-def measure(seeds: int, args, images_np) -> dict:
-    config = config_lib.paper_mnist(seeds=tuple(range(seeds)), data_dir=args.data_dir,
-                                    steps_per_call=args.steps).resolved()
+class DoesNotFit(Exception):
+    """A seed count whose compiled chunk is larger than the device's memory."""
+
+
+def measure(seeds: int, images_np, *, steps: int, repeats: int, **overrides) -> dict:
+    """One seed count: the chunk compiled once, then the median of ``repeats`` blocks of ``steps`` steps.
+
+    ``overrides`` are further ``paper_mnist`` fields (``data_dir``, ``train_size``, ``replica_loop``).
+    Raises :class:`DoesNotFit` when XLA's own figure for the compiled chunk exceeds the device's
+    memory limit (before the chunk runs); an allocation that fails raises XLA's error.
+    """
+    config = config_lib.paper_mnist(seeds=tuple(range(seeds)), steps_per_call=steps, **overrides).resolved()
     plan = sweep.make_plan(config, len(images_np), jax.device_count())
     engine = sweep.Engine(config, plan, images_np.shape[1])
-    images = engine.put_images(images_np)
     start = time.perf_counter()
-    block = common.sweep_block(engine, images)
+    engine.compile(*images_np.shape)  # on abstract arguments: nothing allocated yet
     compile_s = time.perf_counter() - start
+    compiled = engine.bytes_per_device()
+    limit = memory.device_limit()
+    if compiled is not None and limit is not None and compiled > limit:
+        raise DoesNotFit(f"{seeds} seeds: the compiled chunk needs {compiled / 2**30:.1f} GiB (XLA memory "
+                         f"analysis), the device has {limit / 2**30:.1f} GiB")
+    block = common.sweep_block(engine, engine.put_images(images_np))
+    start = time.perf_counter()
     block()
-    ms = common.median_ms(block, args.repeats) / plan.chunk
-    analysis = engine.compiled_chunk.memory_analysis()
+    ms = common.median_ms(block, repeats) / plan.chunk
+    run_s = time.perf_counter() - start
     stats = jax.local_devices()[0].memory_stats() or {}
     flops, traffic = step_cost(engine, config)
-    return {"seeds": seeds, "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
+    return {"seeds": seeds, "replica_loop": engine.loop, "steps": plan.chunk, "repeats": repeats,
+            "hidden": list(config.hidden), "latent_dim": config.latent_dim,
+            "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
             "gflop_per_step": flops / 1e9, "gflops": flops / ms / 1e6, "gb_per_s": traffic / ms / 1e6,
-            "paper_run_s": ms * PAPER_STEPS / 1e3, "compile_s": compile_s,
-            "compiled_bytes": sweep.compiled_bytes(analysis), "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
+            "paper_run_s": ms * PAPER_STEPS / 1e3, "compile_s": compile_s, "run_s": run_s,
+            "compiled_bytes": compiled, "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
             "images_bytes": images_np.nbytes, "replicas_per_device": plan.padded // jax.device_count()}
 
 
@@ -83,7 +100,7 @@ def main() -> None:
     images_np = sweep.load_split(base, "train")
     rows = []
     for seeds in (int(s) for s in args.seeds_list.split(",")):
-        rows.append(measure(seeds, args, images_np))
+        rows.append(measure(seeds, images_np, steps=args.steps, repeats=args.repeats, data_dir=args.data_dir))
         r = rows[-1]
         mib = lambda b: "–" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
         print(f"{seeds:6d} seeds  {r['ms_per_step']:9.2f} ms/step  {r['us_per_seed_step']:8.1f} µs/seed-step  "

@@ -1,6 +1,6 @@
-"""benchmarks/peers.py's PyTorch peers do the library's work: same loss, same gradients, per seed.
+"""benchmarks/peers.py's PyTorch peers (benchmarks/torch_peers.py) do the library's work: same loss, same gradients, per seed.
 
-The Flax model's weights are copied into ``peers.TorchVAE`` (a Dense kernel ``[in, out]`` is a
+The Flax model's weights are copied into ``torch_peers.TorchVAE`` (a Dense kernel ``[in, out]`` is a
 Linear weight ``[out, in]``) and both see the same batch and the same ε. float32 on both sides with
 different summation orders: measured differences are <= 4e-7 of the scale, so 1e-5 (loss, T)
 and 1e-4 (gradients) leave ample headroom, while a wrong term moves them far more (σ² for σ in
@@ -20,7 +20,7 @@ from jaxwvae.models import VAE
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
-import peers  # noqa: E402
+import torch_peers as peers  # noqa: E402
 
 BATCH, LAM = 16, 0.7
 
@@ -30,7 +30,7 @@ def _batch(seed):
 
 
 def _copy_into_torch(params):
-    """A ``peers.TorchVAE`` holding the Flax weights, and its Linear layers by part."""
+    """A ``torch_peers.TorchVAE`` holding the Flax weights, and its Linear layers by part."""
     model = peers.TorchVAE()
     linears = {"encoder": [m for m in model.encoder if isinstance(m, torch.nn.Linear)],
                "decoder": [m for m in model.decoder if isinstance(m, torch.nn.Linear)]}
