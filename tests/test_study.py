@@ -1,0 +1,100 @@
+"""The λ study end to end on tiny data: every reading in one grid, the phase map, statistics and pictures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxwvae import exclusion, stats, study
+
+TINY = dict(seeds=(0, 1), epochs=2, train_size=1000, test_size=500, hidden=(32, 16), latent_dim=4,
+            steps_per_call=5, checkpoint_every=0)
+
+
+def strict(path):
+    def reject(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+@pytest.fixture(scope="module")
+def study_out(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    report = study.run(out, dict(TINY, data_dir=str(data_dir)), fid_samples=200,
+                       feature_recipe={"train_size": 1000, "epochs": 1}, progress=False)
+    return out, report
+
+
+def test_points_are_the_readings_and_the_phase_cells_once_each():
+    points, readings, phase = study.study_points()
+    assert len(set(points)) == len(points)
+    assert set(readings) == set(study.READINGS) and len(phase) == len(study.PHASE_C) * len(study.PHASE_LAMBDA_MAX)
+    assert readings["section3"] == phase[(0.05, None)] and readings["bounded"] == phase[(0.05, 20.0)]
+    assert readings["c0.005"] == phase[(0.005, None)]
+    assert len(points) == len(set(readings.values()) | set(phase.values()))
+
+
+def test_one_program_holds_every_reading(study_out):
+    out, report = study_out
+    results = strict(out / "mnist_w_grid" / "results.json")
+    points, _, _ = study.study_points()
+    assert len(results["runs"]) == len(points) * 2 and len(results["grid"]) == len(points)
+    for name, (_, point) in study.READINGS.items():
+        hyper = report["readings"][name]["hyper"]
+        for field, value in point.items():
+            assert hyper[field] == value, (name, field)
+    assert set(report["others"]) == {"kl", "wae"}
+
+
+def test_summaries_agree_with_the_runs(study_out):
+    out, report = study_out
+    runs = strict(out / "mnist_w_grid" / "results.json")["runs"]
+    for name, r in report["readings"].items():
+        members = [x for x in runs if x["point"] == r["point"]]
+        collapsed = sum(x["kl"] < exclusion.MIN_KL for x in members)
+        assert r["collapsed"]["k"] == collapsed and r["collapsed"]["n"] == 2
+        assert r["t_final"] == stats.summary([x["t_gap"] for x in members])
+        assert r["fid"]["n"] == 2 and r["fid"]["ci_low"] <= r["fid"]["mean"] <= r["fid"]["ci_high"]
+        assert r["reproduces_figures_3_4"]["k"] <= 2 - collapsed
+    assert report["best"] in report["readings"] and report["best"] != "fixed1"
+
+
+def test_every_reading_gets_the_table1_tests(study_out):
+    _, report = study_out
+    for name in study.READINGS:
+        for claim in ("w_vs_wae", "w_vs_kl"):
+            test = report["ordering"][name][claim]
+            assert test["alternative"] == "less" and test["n_a"] == 2 and test["n_b"] == 2
+            assert test["welch"]["test"] == "welch" and test["mann_whitney"]["test"] == "mann-whitney"
+
+
+def test_files_are_strict_and_the_pictures_exist(study_out):
+    out, report = study_out
+    for path in out.rglob("*.json"):
+        strict(path)
+    for name in ("phase_map.png", "lambda_trajectories.png", "figures3_4.png"):
+        assert (out / name).stat().st_size > 1000, name
+    text = (out / "study.md").read_text()
+    assert "Wilson" in text and "Student t" in text and f"**{report['best']}**" in text
+    assert text.count("\n| 0.05 |") == 1  # the phase map's first row
+
+
+def test_a_rerun_reads_the_finished_sweeps(study_out, data_dir):
+    out, report = study_out
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+    again = study.run(out, dict(TINY, data_dir=str(data_dir)), fid_samples=200,
+                      feature_recipe={"train_size": 1000, "epochs": 1}, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("results.json")} == before
+    assert again["readings"]["section3"]["fid"] == report["readings"]["section3"]["fid"]
+
+
+def test_reproduces_figures_reads_t_and_the_reconstruction():
+    steps = 10
+    falling = np.linspace(200.0, 100.0, 3 * steps)
+    t_small = np.full(3 * steps, -0.2)
+    run = {"kl": 5.0}
+    assert study.reproduces_figures(run, {"t_gap": t_small, "rec": falling}, steps)
+    assert not study.reproduces_figures(run, {"t_gap": t_small - 5.0, "rec": falling}, steps)  # T far from 0
+    assert not study.reproduces_figures(run, {"t_gap": t_small, "rec": falling[::-1]}, steps)  # rec rising
+    assert not study.reproduces_figures({"kl": 0.1}, {"t_gap": t_small, "rec": falling}, steps)  # collapsed
