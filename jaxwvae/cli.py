@@ -215,4 +215,8 @@ def sweep_main(argv: Sequence[str]) -> int:
     t = results["timing"]
     print(f"{t['replicas']} replicas x {t['steps']} steps: compile {t['compile_s']:.1f} s, "
           f"train {t['train_s']:.1f} s on {results['device']}; results in {out}")
+    collapsed = sum(1 for r in results["runs"] if (r.get("reason") or "").startswith("underfit"))
+    if collapsed:
+        print(f"note: {collapsed} of {len(results['runs'])} replicas ended in posterior collapse (test KL < 1 nat): "
+              f"see README.md, 'The λ study', for the readings of the paper's λ that do and do not collapse")
     return 0

@@ -152,19 +152,6 @@ def test_points_of_one_seed_start_from_the_same_parameters(data_dir):
     assert rates[4] == np.float32(3e-3) and rates[0] == np.float32(1e-3)
 
 
-def test_a_grid_compiles_once(data_dir, tmp_path, monkeypatch):
-    traces = []
-    original = train.train_step
-
-    def counting(state, x):
-        traces.append(1)
-        return original(state, x)
-
-    monkeypatch.setattr(train, "train_step", counting)
-    sweep.run(small(data_dir, epochs=2, grid=POINTS), tmp_path, progress=False)
-    assert len(traces) == 1
-
-
 def test_a_diverging_grid_point_harms_no_other(data_dir, tmp_path):
     # a learning rate of 1e6 sends point 1's replicas to non-finite values within a few steps
     points = ((("learning_rate", 1e-3),), (("learning_rate", 1e6),))

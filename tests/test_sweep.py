@@ -92,7 +92,9 @@ def test_replica_equals_the_same_seed_trained_alone(data_dir, tmp_path):
         np.testing.assert_allclose(results["runs"][1][key], solo_results["runs"][0][key], rtol=1e-5)
 
 
-def test_the_step_is_traced_once_per_run(data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("grid", [(), ((("lambda_c", 0.01),), (("learning_rate", 3e-3), ("lam", "uniform:0:2")))],
+                         ids=["seeds", "grid"])
+def test_the_step_is_traced_once_per_run(data_dir, tmp_path, monkeypatch, grid):
     traces = []
     original = train.train_step
 
@@ -101,8 +103,8 @@ def test_the_step_is_traced_once_per_run(data_dir, tmp_path, monkeypatch):
         return original(state, x)
 
     monkeypatch.setattr(train, "train_step", counting)
-    # 2 epochs of 4 chunks each: 8 compiled calls, one trace.
-    sweep.run(small(data_dir, epochs=2), tmp_path, progress=False)
+    # 2 epochs of 4 chunks each: 8 compiled calls, one trace, with or without a grid of hyperparameters.
+    sweep.run(small(data_dir, epochs=2, grid=grid), tmp_path, progress=False)
     assert len(traces) == 1
 
 
