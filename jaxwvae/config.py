@@ -245,4 +245,22 @@ def smoke(**overrides) -> SweepConfig:
     return dataclasses.replace(base, **overrides)
 
 
-PRESETS = {"paper_mnist": paper_mnist, "paper_fashion": paper_fashion, "smoke": smoke}
+def reading(name: str, **overrides) -> SweepConfig:
+    """The paper's MNIST sweep with the λ of reading ``name`` (``jaxwvae.readings``)."""
+    from jaxwvae.readings import READINGS
+
+    return dataclasses.replace(SweepConfig(objective="w", **READINGS[name][1]), **overrides)
+
+
+def paper_section3(**overrides) -> SweepConfig:
+    """Section 3's adaptive λ as printed (λ₀ = 1, c = 0.05; the same as ``paper_mnist``)."""
+    return reading("section3", **overrides)
+
+
+def paper_section4(**overrides) -> SweepConfig:
+    """Section 4's reading: λ fixed per seed, drawn uniformly from [0, 20]; pick the best seed by FID."""
+    return reading("section4", **overrides)
+
+
+PRESETS = {"paper_mnist": paper_mnist, "paper_fashion": paper_fashion, "smoke": smoke,
+           "paper_section3": paper_section3, "paper_section4": paper_section4}

@@ -19,27 +19,10 @@ import pathlib
 
 import numpy as np
 
-from jaxwvae import exclusion, grid, plots, rundir, stats, tables
+from jaxwvae import exclusion, grid, plots, readings, rundir, stats, tables
 from jaxwvae.config import paper_mnist
 
-# name -> (what it reads in the paper, grid point). Every point is ELBO_W on MNIST.
-READINGS = {
-    "section3": ("(a) Section 3 as printed: adaptive, λ₀ = 1, c = 0.05",
-                 {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05}),
-    "section4": ("(b) Section 4: λ fixed per seed, uniform on [0, 20]",
-                 {"lambda_rule": "fixed", "lam": "uniform:0:20"}),
-    "bounded": ("(c) adaptive, λ kept in [0, 20]",
-                {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05, "lambda_max": 20.0}),
-    "c0.005": ("(d) adaptive, c = 0.005", {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.005}),
-    "c0.0005": ("(d) adaptive, c = 0.0005", {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.0005}),
-    "lam0_uniform": ("(e) adaptive, λ₀ uniform on [0, 20]",
-                     {"lambda_rule": "arima", "lam": "uniform:0:20", "lambda_c": 0.05}),
-    "sigma_cap": ("(f) adaptive with the adjusted ReLU (σ <= 1)",
-                  {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05, "sigma_max_one": True}),
-    "printed_2T": ("(g) adaptive with the printed 2T inside β",
-                   {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05, "lambda_t_scale": 2.0}),
-    "fixed1": ("reference: λ = 1 fixed (plain ELBO_W)", {"lambda_rule": "fixed", "lam": "1"}),
-}
+READINGS = readings.READINGS
 # The phase map: the adaptive rule (λ₀ = 1) over c x λ_max (None: unbounded).
 PHASE_C = (0.05, 0.005, 0.0005)
 PHASE_LAMBDA_MAX = (2.0, 20.0, None)
@@ -290,9 +273,4 @@ def write_pictures(out: pathlib.Path, report: dict, history: dict, members, step
     fig.tight_layout()
     plots._save(fig, out / "figures3_4.png")
     plt.close(fig)
-
-
-def preset_fields(name: str) -> dict:
-    """The config fields of reading ``name`` (for presets)."""
-    return dict(READINGS[name][1])
 
