@@ -144,10 +144,14 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
     np.testing.assert_array_equal(poisoned_loss[[0, 2]], clean_loss[[0, 2]])
     for a, b in zip(jax.tree_util.tree_leaves(clean_states.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])
-    # the frozen replica kept its initial parameters
+    # the frozen replica kept its initial parameters, λ and forecaster state; its Adam moments stay finite
     fresh = sweep.to_host(engine.init_states())
     for a, b in zip(jax.tree_util.tree_leaves(fresh.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[1], b[1])
+    assert poisoned_states.lam[1] == np.inf and poisoned_states.step[1] == plan.steps_per_epoch
+    for a, b in zip(jax.tree_util.tree_leaves(fresh.rule_state), jax.tree_util.tree_leaves(poisoned_states.rule_state)):
+        np.testing.assert_array_equal(a[1], b[1])
+    assert all(np.all(np.isfinite(x[1])) for x in jax.tree_util.tree_leaves(poisoned_states.opt_state))
 
 
 def test_a_remainder_call_ends_each_epoch_and_changes_nothing(data_dir, tmp_path):
