@@ -9,30 +9,30 @@ metrics (per image) and are applied in this order:
   The mean KL bounds the mutual information between an image and its code, so
   under 1 nat the decoder ignores z. This is where a λ that keeps rising drives
   a run: q(z|x) → N(0, I) and T → 0 from below.
-* ``overfit`` (σ collapse): the test T is below ``-T_PER_LATENT * m`` (m latents).
-  Appendix B's failure mode: log σ² → −∞ drives T, and ELBO_W, without bound;
-  −1 per latent corresponds to σ ≈ 0.1 in every latent with μ = 0.
 * ``overfit`` (generalisation): the test reconstruction exceeds the training
   one (same images count, same sampling) by more than ``MAX_GAP`` = 5 %.
 
 Everything else is kept. Reports show their tables with and without the excluded runs.
+
+A very negative T (σ well below 1: Appendix B's "ELBO_W above log P(x)") is
+not a reason: the λ study (README, "The λ study") measured T ≈ −55 … −70 per
+image for every ELBO_W run with λ ≲ 3, with train/test reconstruction gaps
+under 2.2 % and the best FIDs of all ELBO_W readings, and WAE-MMD does not
+penalise σ at all; an earlier criterion, T < −m, excluded exactly those runs.
 """
 
 from __future__ import annotations
 
 MIN_KL = 1.0
-T_PER_LATENT = 1.0
 MAX_GAP = 0.05
 
 
-def classify(run: dict, latent_dim: int) -> tuple[bool, str | None]:
+def classify(run: dict) -> tuple[bool, str | None]:
     """``(excluded, reason)`` for one entry of results.json's ``runs``."""
     if run.get("diverged"):
         return True, f"diverged at step {run.get('diverged_step')}"
     if run["kl"] < MIN_KL:
         return True, f"underfit: test KL {run['kl']:.3g} < {MIN_KL:g} nat (posterior collapse)"
-    if run["t_gap"] < -T_PER_LATENT * latent_dim:
-        return True, f"overfit: test T {run['t_gap']:.3g} < {-T_PER_LATENT * latent_dim:g} (sigma collapse)"
     gap = (run["rec"] - run["train_rec"]) / abs(run["train_rec"])
     if gap > MAX_GAP:
         return True, f"overfit: test reconstruction {100 * gap:.1f}% above training (> {100 * MAX_GAP:g}%)"

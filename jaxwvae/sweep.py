@@ -462,7 +462,7 @@ def _results(config: SweepConfig, plan: Plan, engine: Engine, states, train_u8, 
             "diverged": diverged_step >= 0,
             "diverged_step": diverged_step if diverged_step >= 0 else None,
         })
-        run_["excluded"], run_["reason"] = exclusion.classify(run_, config.latent_dim)
+        run_["excluded"], run_["reason"] = exclusion.classify(run_)
         runs.append(run_)
     return {
         "config": config.to_json(),

@@ -30,14 +30,14 @@ import jax
 import numpy as np
 
 from jaxwvae import augment as augmentation
-from jaxwvae import classifier, data, fid, generate, grid, paper, plots, rundir, stats, sweep
+from jaxwvae import classifier, data, exclusion, fid, generate, grid, paper, plots, rundir, stats, sweep
 from jaxwvae.config import SweepConfig, paper_mnist
 from jaxwvae.errors import UserError
 
 FID_SAMPLES = 10_000
 REPLICA_GROUP = 10  # replicas decoded at once (10 x 10,000 float32 images = 314 MB)
 # Fields that change where or how often a run is saved, not what it computes.
-RUNTIME_FIELDS = ("data_dir", "steps_per_call", "checkpoint_every")
+RUNTIME_FIELDS = ("data_dir", "steps_per_call", "checkpoint_every", "replica_loop")
 
 
 def variant_config(dataset: str, variant: paper.Variant, common: dict) -> SweepConfig:
@@ -46,12 +46,20 @@ def variant_config(dataset: str, variant: paper.Variant, common: dict) -> SweepC
 
 
 def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True) -> dict:
-    """Results of the sweep in ``out``: read if finished, resumed if killed, trained if absent."""
+    """Results of the sweep in ``out``: read if finished, resumed if killed, trained if absent.
+
+    Every run is classified again by the current ``jaxwvae.exclusion`` criteria (a finished sweep
+    keeps the reasons of the version that wrote it).
+    """
     if (out / rundir.CONFIG).exists():
         saved = SweepConfig.from_json(rundir.read_json(out / rundir.CONFIG)["config"])
         config = dataclasses.replace(config, **{f: getattr(saved, f) for f in RUNTIME_FIELDS})
-        return sweep.run(config, out, resume=True, progress=progress)
-    return sweep.run(config, out, progress=progress)
+        results = sweep.run(config, out, resume=True, progress=progress)
+    else:
+        results = sweep.run(config, out, progress=progress)
+    for r in results["runs"]:
+        r["excluded"], r["reason"] = exclusion.classify(r)
+    return results
 
 
 def mean_sd(values) -> tuple[float, float, int]:
