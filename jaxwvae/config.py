@@ -262,5 +262,11 @@ def paper_section4(**overrides) -> SweepConfig:
     return reading("section4", **overrides)
 
 
+def paper_adaptive_slow(**overrides) -> SweepConfig:
+    """The best faithful reading in the λ study (README): Section 3's rule with c = 0.0005 (no collapse)."""
+    return reading("c0.0005", **overrides)
+
+
 PRESETS = {"paper_mnist": paper_mnist, "paper_fashion": paper_fashion, "smoke": smoke,
-           "paper_section3": paper_section3, "paper_section4": paper_section4}
+           "paper_section3": paper_section3, "paper_section4": paper_section4,
+           "paper_adaptive_slow": paper_adaptive_slow}

@@ -15,9 +15,9 @@ metrics (per image) and are applied in this order:
 Everything else is kept. Reports show their tables with and without the excluded runs.
 
 A very negative T (σ well below 1: Appendix B's "ELBO_W above log P(x)") is
-not a reason: the λ study (README, "The λ study") measured T ≈ −55 … −70 per
-image for every ELBO_W run with λ ≲ 3, with train/test reconstruction gaps
-under 2.2 % and the best FIDs of all ELBO_W readings, and WAE-MMD does not
+not a reason: the λ study (README, "The λ study") measured T ≈ −55 … −71 per
+image for every ELBO_W run with λ ≲ 3, with train/test reconstruction gaps of
+at most 2.2 % and the best FIDs of all ELBO_W readings, and WAE-MMD does not
 penalise σ at all; an earlier criterion, T < −m, excluded exactly those runs.
 """
 

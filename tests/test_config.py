@@ -87,3 +87,14 @@ def test_from_json_refuses_unknown_fields():
 def test_presets_validate():
     for preset in config_lib.PRESETS.values():
         preset().resolved()
+
+
+def test_reading_presets_are_the_studys_readings():
+    from jaxwvae.readings import READINGS
+
+    for preset, name in (("paper_section3", "section3"), ("paper_section4", "section4"),
+                         ("paper_adaptive_slow", "c0.0005")):
+        config = config_lib.PRESETS[preset]().resolved()
+        for field, value in READINGS[name][1].items():
+            assert getattr(config, field) == value, (preset, field)
+    assert config_lib.paper_section3().resolved() == config_lib.paper_mnist().resolved()
