@@ -19,7 +19,7 @@ import pathlib
 
 import numpy as np
 
-from jaxwvae import exclusion, grid, plots, readings, rundir, stats, tables
+from jaxwvae import exclusion, grid, paper, plots, readings, rundir, stats, tables
 from jaxwvae.config import paper_mnist
 
 READINGS = readings.READINGS
@@ -147,17 +147,32 @@ def run(out, common: dict, *, fid_samples: int = tables.FID_SAMPLES, feature_rec
              for (c, m), i in phase_index.items()]
     best = best_reading(readings)
     ordering = table1_ordering(readings, fids, reading_index, members)
+    table3 = table3_report(history, members, reading_index, sweeps["kl"][1], config.batch_size)
     report = {
         "dataset": "mnist", "seeds": list(config.seeds), "epochs": config.epochs, "batch_size": config.batch_size,
         "features": feature_name, "fid_samples": fid_samples, "t_convention": "T = W2² − KL per image (paper: 2T)",
         "device": results["w"]["device"], "train_s": {k: r["timing"]["train_s"] for k, r in results.items()},
         "readings": readings, "others": others, "phase": phase, "best": best, "ordering": ordering,
+        "table3": table3,
         "runs": {name: str(d) for name, (_, d) in sweeps.items()},
     }
     rundir.write_json(out / "study.json", report)
     rundir.atomic_write_bytes(out / "study.md", markdown(report).encode())
     write_pictures(out, report, history, members, steps_per_epoch)
     return report
+
+
+def table3_report(history: dict, members, reading_index: dict, kl_dir: pathlib.Path, batch: int) -> dict:
+    """Table 3 (loss at iterations 100 … 5,000, with tests) from the study's own sweeps.
+
+    Its ELBO_W rows are readings ``section3`` (the table's adaptive row) and ``fixed1`` (λ = 1), the same
+    configs as ``jaxwvae.paper.VARIANTS``; ELBO_KL is the study's KL sweep.
+    """
+    variants = {v.name: v for v in paper.VARIANTS["mnist"]}
+    rows = [tables.table3_row(variants[name], history["loss"][members(reading_index[reading])], batch)
+            for name, reading in (("w", "section3"), ("w_fixed", "fixed1"))]
+    rows.append(tables.table3_row(variants["kl"], _history(kl_dir)["loss"], batch))
+    return {"dataset": "mnist", "rows": rows, "tests": tables.table3_tests(rows)}
 
 
 def tables_label(objective: str) -> str:
@@ -217,6 +232,9 @@ def markdown(report: dict) -> str:
             fid = cell["fid"]["mean"]
             cells.append(f"{cell['collapsed']['k']}/{cell['n']}, FID {fid:.1f}" if fid is not None else "–")
         lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
+    if "table3" in report:
+        lines += ["", "Table 3 from the same sweeps (the paper's rows: Section 3's ELBO_W, ELBO_W at λ = 1, "
+                  "ELBO_KL):", "", tables.table3_markdown(report["table3"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -311,21 +311,25 @@ def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", progress:
         results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
         with np.load(run_dir / rundir.HISTORY) as h:
             loss = h["loss"]
-        steps = [s for s in paper.TABLE3_STEPS if s <= loss.shape[1]]
-        batch = results["config"]["batch_size"]
-        per_seed = {s: [float(v) if np.isfinite(v) else None for v in loss[:, s - 1]] for s in steps}
-        per_image = {s: stats.summary(v) for s, v in per_seed.items()}
-        per_batch = {s: stats.summary([None if v is None else v * batch for v in vs]) for s, vs in per_seed.items()}
-        rows.append({"variant": variant.name, "label": variant.label,
-                     "per_image": {s: v["mean"] for s, v in per_image.items()},
-                     "per_batch": {s: v["mean"] for s, v in per_batch.items()},
-                     "per_image_summary": per_image, "per_batch_summary": per_batch, "per_image_per_seed": per_seed,
-                     "paper_per_batch": paper.TABLE3.get(variant.paper_key, {}), "seeds": loss.shape[0],
-                     "batch_size": batch})
+        rows.append(table3_row(variant, loss, results["config"]["batch_size"]))
     report = {"dataset": dataset, "rows": rows, "tests": table3_tests(rows)}
     rundir.write_json(out / "table3.json", report)
     rundir.atomic_write_bytes(out / "table3.md", table3_markdown(report).encode())
     return report
+
+
+def table3_row(variant: paper.Variant, loss: np.ndarray, batch: int) -> dict:
+    """One row of Table 3 from a sweep's per-step losses ``[seeds, steps]`` (per image)."""
+    steps = [s for s in paper.TABLE3_STEPS if s <= loss.shape[1]]
+    per_seed = {s: [float(v) if np.isfinite(v) else None for v in loss[:, s - 1]] for s in steps}
+    per_image = {s: stats.summary(v) for s, v in per_seed.items()}
+    per_batch = {s: stats.summary([None if v is None else v * batch for v in vs]) for s, vs in per_seed.items()}
+    return {"variant": variant.name, "label": variant.label,
+            "per_image": {s: v["mean"] for s, v in per_image.items()},
+            "per_batch": {s: v["mean"] for s, v in per_batch.items()},
+            "per_image_summary": per_image, "per_batch_summary": per_batch, "per_image_per_seed": per_seed,
+            "paper_per_batch": paper.TABLE3.get(variant.paper_key, {}), "seeds": loss.shape[0],
+            "batch_size": batch}
 
 
 def table3_tests(rows: list[dict]) -> list[dict]:
