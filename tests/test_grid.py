@@ -1,6 +1,5 @@
 """Grids: points x seeds in one program, each replica equal to a solo run with its point's values."""
 
-import json
 import subprocess
 import sys
 

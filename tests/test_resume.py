@@ -22,10 +22,12 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def command(data_dir, out, *extra):
+def command(data_dir, out, *extra, epochs: int = 3):
+    """A small real sweep: 2 seeds, 1,000 images, a narrow model, a checkpoint every 5 steps."""
     return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", "2", "--data-dir", str(data_dir),
-            "--out", str(out), "--train-size", "1000", "--test-size", "500", "--epochs", "3", "--hidden", "32,16",
-            "--latent-dim", "4", "--steps-per-call", "5", "--checkpoint-every", "5", "--no-progress", *extra]
+            "--out", str(out), "--train-size", "1000", "--test-size", "500", "--epochs", str(epochs),
+            "--hidden", "32,16", "--latent-dim", "4", "--steps-per-call", "5", "--checkpoint-every", "5",
+            "--no-progress", *extra]
 
 
 def resume_command(out):

@@ -3,28 +3,19 @@ killed holder leaves no stuck lock. Each waits for an observable event (the hold
 file, config.json), never for a fixed time; the holder is paused with SIGSTOP so nothing races."""
 
 import os
-import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from jaxwvae import runlock
 from jaxwvae.errors import UserError
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
+from tests.test_resume import command as sweep_command
+from tests.test_resume import resume_command
 
 def command(data_dir, out, *extra):
-    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", "2", "--data-dir", str(data_dir),
-            "--out", str(out), "--train-size", "1000", "--test-size", "500", "--epochs", "2", "--hidden", "32,16",
-            "--latent-dim", "4", "--steps-per-call", "5", "--checkpoint-every", "5", "--no-progress", *extra]
-
-
-def resume_command(out):
-    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--resume", "--out", str(out), "--no-progress"]
+    return sweep_command(data_dir, out, *extra, epochs=2)
 
 
 def start_holding(data_dir, out):
