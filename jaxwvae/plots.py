@@ -46,10 +46,27 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
         return np.where(count > 0, (csum - lagged_sum) / count, np.nan)
 
 
-def plot_replicas(ax, values: np.ndarray, *, window: int, title: str, zero_line: bool = False) -> None:
-    """One panel: thin line per replica, median and 10-90% band over replicas."""
+def plot_replicas(ax, values: np.ndarray, *, window: int, title: str, zero_line: bool = False,
+                  groups: dict | None = None) -> None:
+    """One panel: thin line per replica, median and 10-90% band over replicas.
+
+    With ``groups`` (label -> replica indices, e.g. a grid's points) each group gets its own colour
+    and median line instead of the band.
+    """
     smooth = moving_average(values.astype(np.float64), window)
     steps = np.arange(1, values.shape[1] + 1)
+    if groups and len(groups) > 1:
+        for k, (label, idx) in enumerate(groups.items()):
+            color = f"C{k % 10}"
+            for row in smooth[idx]:
+                ax.plot(steps, row, color=color, alpha=0.25, linewidth=0.5)
+            ax.plot(steps, np.nanmedian(smooth[idx], axis=0), color=color, linewidth=1.6, label=label)
+        if zero_line:
+            ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.legend(loc="best", fontsize=6)
+        return
     for i, row in enumerate(smooth):
         ax.plot(steps, row, color="tab:blue", alpha=0.4, linewidth=0.6, label="each replica" if i == 0 else None)
     if np.isfinite(smooth).any(axis=0).all():
@@ -70,6 +87,9 @@ def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
     with np.load(out / rundir.HISTORY) as h:
         history = {k: h[k] for k in h.files}
     config = rundir.read_json(out / rundir.CONFIG)["config"]
+    points = config.get("grid") or []
+    groups = {", ".join(f"{k}={v}" for k, v in point.items()): np.flatnonzero(history["point"] == i)
+              for i, point in enumerate(points)} if "point" in history else None
     caption = (f"{config['dataset']}, objective {config['objective']}, {len(history['seeds'])} replicas, "
                f"λ rule {config['lambda_rule']}, moving average over {window} steps")
     written = []
@@ -77,7 +97,8 @@ def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
     for ax_all, (name, (title, filename)) in zip(axes, PANELS.items()):
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for target in (ax, ax_all):
-            plot_replicas(target, history[name], window=window, title=title, zero_line=name == "t_gap")
+            plot_replicas(target, history[name], window=window, title=title, zero_line=name == "t_gap",
+                          groups=groups)
         fig.suptitle(caption, fontsize=8)
         fig.tight_layout()
         written.append(_save(fig, out / filename))

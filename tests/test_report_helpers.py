@@ -47,3 +47,23 @@ def test_sweep_writes_readable_plots(data_dir, tmp_path):
     for name in ("T_gap.png", "lambda.png", "reconstruction.png", "training.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+
+
+def test_grid_plots_draw_one_median_per_point(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["--seeds", "2", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",
+            "--test-size", "500", "--epochs", "1", "--hidden", "32", "--latent-dim", "4", "--no-progress",
+            "--grid", "lambda_c=0.05,0.005", "--grid", "lam=1,2"]
+    assert cli.run_main(cli.sweep_main, argv) == 0
+    labels = []
+    original = plots.plot_replicas
+
+    def spy(ax, values, **kw):
+        labels.append(list(kw["groups"]))
+        return original(ax, values, **kw)
+
+    monkeypatch.setattr(plots, "plot_replicas", spy)
+    plots.write_run_plots(out)
+    assert labels[0] == ["lambda_c=0.05, lam=1", "lambda_c=0.05, lam=2", "lambda_c=0.005, lam=1",
+                         "lambda_c=0.005, lam=2"]
+    assert (out / "training.png").stat().st_size > 10_000
