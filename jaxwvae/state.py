@@ -29,11 +29,12 @@ class ReplicaState(train_state.TrainState):
       rule_state: the λ rule's forecaster state (``jaxwvae.lambda_rule``).
       rule_hyper: the λ rule's hyperparameters (:class:`RuleHyper`), per replica.
       logvar_max: cap on ``log σ²`` (0 is the paper's σ <= 1, +inf none), per replica.
-      diverged_step: ``-1`` while healthy, else the step at which the loss or a
-        parameter became non-finite; the replica is frozen from then on.
-      The learning rate is a leaf of ``opt_state`` (``optax.inject_hyperparams``).
+      diverged_step: ``-1`` while healthy, else the step at which the loss, a
+        gradient or λ became non-finite; the replica is frozen from then on.
       objective: the per-batch objective ``(x, outputs, lam, key) -> (loss, metrics)`` (static).
       lambda_rule: the :class:`LambdaRule` applied after each step (static).
+
+    The learning rate is a leaf of ``opt_state`` (``optax.inject_hyperparams``), per replica too.
     """
 
     key: jax.Array
