@@ -3,6 +3,8 @@
     python experiments/lambda_study.py --seeds 30 --out runs/lambda_study      # the full study
     python experiments/lambda_study.py --seeds 2 --epochs 1 --train-size 2000 --test-size 500 \\
         --fid-samples 500 --feature-train-size 2000 --feature-epochs 1 --out /tmp/study   # a smoke run
+    python experiments/lambda_study.py --seeds 10 --readings section3,section4,c0.0005,fixed1 \
+        --out runs/lambda_study_10                                               # chosen readings only
 
 Runs (or reads, or resumes) three sweeps under --out: ELBO_W with every reading of λ and the
 phase map's points as one grid (jaxwvae.study.READINGS), ELBO_KL and WAE-MMD on the same seeds.
@@ -18,8 +20,11 @@ from jaxwvae import cli
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_flags(parser)
+    parser.add_argument("--readings", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
+                        default=None, help="comma-separated names from jaxwvae.readings.READINGS to run alone, "
+                                           "without the phase map (default: every reading and the map)")
     g = parser.add_argument_group("FID")
     g.add_argument("--fid-samples", type=cli.count, default=10_000, help="samples per seed (and test images)")
     g.add_argument("--feature-train-size", type=cli.count, default=None,
@@ -28,13 +33,18 @@ def main(argv):
     args = parser.parse_args(argv)
     from jaxwvae import study
 
+    try:
+        names = study.check_names(args.readings)
+    except ValueError as e:
+        raise cli.UserError(f"--readings: {e}") from None
+
     common = cli.given_fields(args)
     if common.pop("dataset", "mnist") != "mnist":
         raise cli.UserError("the λ study runs on MNIST, the paper's dataset for Figures 3–4; drop --dataset")
     recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
     out = args.out or cli.default_out(cli.config_from_args(args), "lambda_study")
     report = study.run(out, common, fid_samples=args.fid_samples, feature_recipe=recipe or None,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, names=names)
     print(study.markdown(report))
     print(f"written into {out}")
     return 0

@@ -41,8 +41,11 @@ def _key(point: dict) -> tuple:
     return tuple((k, point[k]) for k in FIELD_ORDER if k in point)
 
 
-def study_points() -> tuple[list[tuple], dict, dict]:
-    """``(grid points, reading -> point index, (c, λ_max) -> point index)``; shared points appear once."""
+def study_points(names=None) -> tuple[list[tuple], dict, dict]:
+    """``(grid points, reading -> point index, (c, λ_max) -> point index)``; shared points appear once.
+
+    ``names``: a subset of :data:`READINGS` to run alone (no phase map); None runs them all and the map.
+    """
     points, index = [], {}
 
     def add(point):
@@ -52,13 +55,25 @@ def study_points() -> tuple[list[tuple], dict, dict]:
             points.append(key)
         return index[key]
 
-    readings = {name: add(point) for name, (_, point) in READINGS.items()}
-    phase = {(c, m): add(phase_point(c, m)) for c in PHASE_C for m in PHASE_LAMBDA_MAX}
+    readings = {name: add(point) for name, (_, point) in READINGS.items() if names is None or name in names}
+    phase = {} if names is not None else {
+        (c, m): add(phase_point(c, m)) for c in PHASE_C for m in PHASE_LAMBDA_MAX}
     return points, readings, phase
 
 
-def w_config(common: dict):
-    points, _, _ = study_points()
+def check_names(names) -> tuple | None:
+    """``names`` as a tuple in :data:`READINGS` order, or None for all; one clear error for an unknown name."""
+    if names is None:
+        return None
+    unknown = sorted(set(names) - set(READINGS))
+    if unknown or not names:
+        raise ValueError(f"unknown reading(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(READINGS)}")
+    return tuple(n for n in READINGS if n in names)
+
+
+def w_config(common: dict, names=None):
+    points, _, _ = study_points(names)
     fields = {k: v for k, v in common.items() if k not in ("dataset", "objective", "grid")}
     return paper_mnist(objective="w", grid=tuple(points), **fields).resolved()
 
@@ -105,13 +120,17 @@ def summarise(indices, runs, fids, history, steps_per_epoch) -> dict:
 
 
 def run(out, common: dict, *, fid_samples: int = tables.FID_SAMPLES, feature_recipe: dict | None = None,
-        progress: bool = True) -> dict:
-    """Run (or read, or resume) the study's three sweeps under ``out``; write ``study.json``, ``study.md``, PNGs."""
+        progress: bool = True, names=None) -> dict:
+    """Run (or read, or resume) the study's three sweeps under ``out``; write ``study.json``, ``study.md``, PNGs.
+
+    ``names``: run only these readings (see :func:`study_points`); their grid is its own program.
+    """
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = common.get("data_dir")
-    points, reading_index, phase_index = study_points()
-    config = w_config(common)
+    names = check_names(names)
+    points, reading_index, phase_index = study_points(names)
+    config = w_config(common, names)
     sweeps = {"w": (config, out / "mnist_w_grid")}
     base = {k: v for k, v in common.items() if k not in ("dataset", "objective", "grid", "lam", "lambda_rule")}
     for objective in ("kl", "wae"):
@@ -132,7 +151,8 @@ def run(out, common: dict, *, fid_samples: int = tables.FID_SAMPLES, feature_rec
         return list(range(point * n_seeds, (point + 1) * n_seeds))
 
     readings = {}
-    for name, (label, _) in READINGS.items():
+    for name in reading_index:
+        label = READINGS[name][0]
         idx = members(reading_index[name])
         readings[name] = {"label": label, "point": reading_index[name],
                           "hyper": runs[idx[0]]["hyper"], **summarise(idx, runs, fids["w"], history, steps_per_epoch)}
@@ -147,13 +167,14 @@ def run(out, common: dict, *, fid_samples: int = tables.FID_SAMPLES, feature_rec
              for (c, m), i in phase_index.items()]
     best = best_reading(readings)
     ordering = table1_ordering(readings, fids, reading_index, members)
-    table3 = table3_report(history, members, reading_index, sweeps["kl"][1], config.batch_size)
+    table3 = (table3_report(history, members, reading_index, sweeps["kl"][1], config.batch_size)
+              if {"section3", "fixed1"} <= set(reading_index) else None)
     report = {
         "dataset": "mnist", "seeds": list(config.seeds), "epochs": config.epochs, "batch_size": config.batch_size,
         "features": feature_name, "fid_samples": fid_samples, "t_convention": "T = W2² − KL per image (paper: 2T)",
         "device": results["w"]["device"], "train_s": {k: r["timing"]["train_s"] for k, r in results.items()},
         "readings": readings, "others": others, "phase": phase, "best": best, "ordering": ordering,
-        "table3": table3,
+        **({"table3": table3} if table3 else {}),
         "runs": {name: str(d) for name, (_, d) in sweeps.items()},
     }
     rundir.write_json(out / "study.json", report)
@@ -221,11 +242,12 @@ def markdown(report: dict) -> str:
     for name, r in report["readings"].items():
         lines.append(f"| {r['label']} | {stats.format_comparison(o[name]['w_vs_wae'])} | "
                      f"{stats.format_comparison(o[name]['w_vs_kl'])} |")
-    lines += ["", f"WAE-MMD < KL: {stats.format_comparison(o['wae_vs_kl'])}.", "",
-              "Phase map (adaptive rule, λ₀ = 1): collapsed fraction and mean FID over c x λ_max:", "",
-              "| c \\ λ_max | " + " | ".join("none" if m is None else f"{m:g}" for m in PHASE_LAMBDA_MAX) + " |",
-              "|---|" + "---|" * len(PHASE_LAMBDA_MAX)]
-    for c in PHASE_C:
+    lines += ["", f"WAE-MMD < KL: {stats.format_comparison(o['wae_vs_kl'])}."]
+    if report["phase"]:
+        lines += ["", "Phase map (adaptive rule, λ₀ = 1): collapsed fraction and mean FID over c x λ_max:", "",
+                  "| c \\ λ_max | " + " | ".join("none" if m is None else f"{m:g}" for m in PHASE_LAMBDA_MAX) + " |",
+                  "|---|" + "---|" * len(PHASE_LAMBDA_MAX)]
+    for c in PHASE_C if report["phase"] else ():
         cells = []
         for m in PHASE_LAMBDA_MAX:
             cell = next(p for p in report["phase"] if p["c"] == c and p["lambda_max"] == m)
@@ -241,26 +263,8 @@ def markdown(report: dict) -> str:
 def write_pictures(out: pathlib.Path, report: dict, history: dict, members, steps_per_epoch: int) -> None:
     """``phase_map.png``, ``lambda_trajectories.png`` and ``figures3_4.png`` (the best reading) in ``out``."""
     plt = plots._pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, (what, title) in zip(axes, (("collapsed", "fraction of seeds collapsed"), ("fid", "mean FID (CNN)"))):
-        grid_values = np.full((len(PHASE_C), len(PHASE_LAMBDA_MAX)), np.nan)
-        for cell in report["phase"]:
-            value = cell["collapsed"]["fraction"] if what == "collapsed" else cell["fid"]["mean"]
-            grid_values[PHASE_C.index(cell["c"]), PHASE_LAMBDA_MAX.index(cell["lambda_max"])] = (
-                np.nan if value is None else value)
-        image = ax.imshow(grid_values, cmap="viridis", aspect="auto")
-        for (i, j), v in np.ndenumerate(grid_values):
-            ax.text(j, i, f"{v:.2f}" if what == "collapsed" else f"{v:.1f}", ha="center", va="center", color="w")
-        ax.set_xticks(range(len(PHASE_LAMBDA_MAX)), ["none" if m is None else f"{m:g}" for m in PHASE_LAMBDA_MAX])
-        ax.set_yticks(range(len(PHASE_C)), [f"{c:g}" for c in PHASE_C])
-        ax.set_xlabel("λ_max")
-        ax.set_ylabel("c")
-        ax.set_title(title, fontsize=10)
-        fig.colorbar(image, ax=ax)
-    fig.suptitle(f"adaptive λ (λ₀ = 1) on MNIST, {len(report['seeds'])} seeds per cell", fontsize=9)
-    fig.tight_layout()
-    plots._save(fig, out / "phase_map.png")
-    plt.close(fig)
+    if report["phase"]:
+        _phase_map(plt, out, report)
 
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for name, r in report["readings"].items():
@@ -292,3 +296,26 @@ def write_pictures(out: pathlib.Path, report: dict, history: dict, members, step
     plots._save(fig, out / "figures3_4.png")
     plt.close(fig)
 
+
+def _phase_map(plt, out: pathlib.Path, report: dict) -> None:
+    """``phase_map.png``: collapsed fraction and mean FID over c x λ_max."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (what, title) in zip(axes, (("collapsed", "fraction of seeds collapsed"), ("fid", "mean FID (CNN)"))):
+        grid_values = np.full((len(PHASE_C), len(PHASE_LAMBDA_MAX)), np.nan)
+        for cell in report["phase"]:
+            value = cell["collapsed"]["fraction"] if what == "collapsed" else cell["fid"]["mean"]
+            grid_values[PHASE_C.index(cell["c"]), PHASE_LAMBDA_MAX.index(cell["lambda_max"])] = (
+                np.nan if value is None else value)
+        image = ax.imshow(grid_values, cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(grid_values):
+            ax.text(j, i, f"{v:.2f}" if what == "collapsed" else f"{v:.1f}", ha="center", va="center", color="w")
+        ax.set_xticks(range(len(PHASE_LAMBDA_MAX)), ["none" if m is None else f"{m:g}" for m in PHASE_LAMBDA_MAX])
+        ax.set_yticks(range(len(PHASE_C)), [f"{c:g}" for c in PHASE_C])
+        ax.set_xlabel("λ_max")
+        ax.set_ylabel("c")
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(f"adaptive λ (λ₀ = 1) on MNIST, {len(report['seeds'])} seeds per cell", fontsize=9)
+    fig.tight_layout()
+    plots._save(fig, out / "phase_map.png")
+    plt.close(fig)

@@ -98,3 +98,40 @@ def test_reproduces_figures_reads_t_and_the_reconstruction():
     assert not study.reproduces_figures(run, {"t_gap": t_small - 5.0, "rec": falling}, steps)  # T far from 0
     assert not study.reproduces_figures(run, {"t_gap": t_small, "rec": falling[::-1]}, steps)  # rec rising
     assert not study.reproduces_figures({"kl": 0.1}, {"t_gap": t_small, "rec": falling}, steps)  # collapsed
+
+
+def test_a_subset_of_readings_has_no_phase_map():
+    points, readings, phase = study.study_points(("fixed1", "section3"))
+    assert list(readings) == ["section3", "fixed1"] and phase == {} and len(points) == 2
+    assert study.check_names(["fixed1", "section3"]) == ("section3", "fixed1")  # READINGS order
+    assert study.check_names(None) is None
+    with pytest.raises(ValueError, match="unknown reading.*nope.*choose from section3"):
+        study.check_names(["section3", "nope"])
+
+
+def test_a_subset_runs_alone_and_reuses_the_other_sweeps(study_out, data_dir, tmp_path):
+    out, report = study_out
+    for objective in ("kl", "wae"):  # the same seeds and config: read, not trained again
+        (tmp_path / f"mnist_{objective}").symlink_to(out / f"mnist_{objective}")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+    sub = study.run(tmp_path, dict(TINY, data_dir=str(data_dir)), fid_samples=200,
+                    feature_recipe={"train_size": 1000, "epochs": 1}, progress=False, names=("section3", "fixed1"))
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("results.json")} == before
+    assert set(sub["readings"]) == {"section3", "fixed1"} and sub["phase"] == []
+    # the same seeds and batches: the subset's replicas equal the full grid's (paired comparisons)
+    for name in ("section3", "fixed1"):
+        assert sub["readings"][name]["rec"]["mean"] == pytest.approx(report["readings"][name]["rec"]["mean"],
+                                                                     rel=1e-5)  # the grid-vs-solo tolerance
+    text = (tmp_path / "study.md").read_text()
+    assert "Phase map" not in text and "Table 3 from the same sweeps" in text
+    assert not (tmp_path / "phase_map.png").exists() and (tmp_path / "figures3_4.png").exists()
+
+
+def test_an_unknown_reading_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "experiments/lambda_study.py", "--readings", "section3,bogus",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True,
+                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "bogus" in proc.stderr and not (tmp_path / "x").exists()
