@@ -47,15 +47,16 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
-import jax  # noqa: E402
-
 import common  # noqa: E402
+import jax  # noqa: E402
 import lambda_speed  # noqa: E402
 import lean_step  # noqa: E402
 import peers  # noqa: E402
 import scaling  # noqa: E402
+
 from jaxwvae import config as config_lib  # noqa: E402
-from jaxwvae import rundir, sweep  # noqa: E402
+from jaxwvae.engine import sweep  # noqa: E402
+from jaxwvae.runs import rundir
 
 PAPER_STEPS = 15 * 600  # 15 MNIST epochs of 600 batches of 100
 EXTRAPOLATED_SEEDS = (30, 1000)

@@ -12,7 +12,7 @@ import time
 
 import jax
 
-from jaxwvae import rundir
+from jaxwvae.runs import rundir
 
 
 def machine() -> str:
@@ -79,7 +79,7 @@ def seed_loop_block(engine, images_u8, steps: int):
     """
     from jax import lax
 
-    from jaxwvae import train
+    from jaxwvae.replica import train
 
     size, n_train = engine.config.batch_size, engine.plan.n_train
     device = jax.devices()[0]

@@ -21,11 +21,11 @@ import tempfile
 import time
 import warnings
 
+import common
 import numpy as np
 
-import common
 from jaxwvae import config as config_lib
-from jaxwvae import statsmodels_rule, sweep
+from jaxwvae.engine import statsmodels_rule, sweep
 
 PAPER_STEPS = 15 * 600
 FIT_LENGTHS = (100, 1000, 9000)

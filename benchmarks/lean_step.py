@@ -14,15 +14,17 @@ from __future__ import annotations
 import argparse
 import functools
 
+import common
 import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
 
-import common
 from jaxwvae import config as config_lib
-from jaxwvae import losses, sweep, train
-from jaxwvae.models import VAE
+from jaxwvae.core import losses
+from jaxwvae.core.models import VAE
+from jaxwvae.engine import sweep
+from jaxwvae.replica import train
 
 
 def bare_step(model, tx, lam, params, opt_state, key, images_u8, order, i, *, batch_size: int):

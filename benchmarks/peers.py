@@ -3,11 +3,11 @@
 Every contender trains ``--seeds`` replicas of the paper's VAE (encoder 784-512-256 ReLU then a
 dense layer to 2 x 20 = (μ, log σ²); decoder 20-256-512-784 ReLU, logits out) on MNIST batches of
 100, each seed in its own order, with the per-image loss BCE(x, logits) + λ · W2²(q(z|x), N(0, I))
-(``jaxwvae.objectives.elbo_w``) averaged over the batch, z = μ + σ·ε, and Adam at lr 1e-3:
+(``jaxwvae.core.objectives.elbo_w``) averaged over the batch, z = μ + σ·ε, and Adam at lr 1e-3:
 
 (a) the paper's way: PyTorch, one seed after another; after every step statsmodels'
     ``ARIMA(history, order=(1, 1, 0)).fit()`` on that seed's whole history of T = W2² − KL and
-    ``.forecast(1)`` move λ by the paper's rule (``jaxwvae.lambda_rule.next_lambda``). Timed over
+    ``.forecast(1)`` move λ by the paper's rule (``jaxwvae.core.lambda_rule.next_lambda``). Timed over
     ``--paper-steps`` steps per seed after ``PAPER_WARMUP`` untimed steps (λ moved with T̂ = T),
     so the timed fits see histories of 11 … 10 + ``--paper-steps`` values, mean h₁. A fit's cost
     grows with the history, so the 15-epoch figure is EXTRAPOLATED: the fits' own time is
@@ -23,8 +23,8 @@ dense layer to 2 x 20 = (μ, log σ²); decoder 20-256-512-784 ReLU, logits out)
     ``stack_module_state``, all seeds at once, λ fixed; ``torch.optim.Adam`` on the stacked tensors
     (Adam is elementwise, so this is each seed's own Adam);
 (d) Flax, one seed after another: a Python loop over seeds of one jitted single-seed
-    ``jaxwvae.train.train_step`` (``common.seed_loop_block``), λ fixed;
-(e) this library: ``jaxwvae.sweep.Engine``, one compiled call running ``--steps`` steps of every seed
+    ``jaxwvae.replica.train.train_step`` (``common.seed_loop_block``), λ fixed;
+(e) this library: ``jaxwvae.engine.sweep.Engine``, one compiled call running ``--steps`` steps of every seed
     (``common.sweep_block``), λ fixed; the replicas batched (``vmap``) or, where ``replica_loop="auto"``
     picks it (a single CPU device), one after another inside the program (``lax.map``);
 (e') the same with the library's default adaptive rule (``lambda_rule="arima"``,
@@ -52,11 +52,11 @@ if __name__ == "__main__":  # before NumPy loads (and not when a test imports th
 import argparse  # noqa: E402
 import time  # noqa: E402
 
+import common  # noqa: E402
 import jax  # noqa: E402
 
-import common  # noqa: E402
 from jaxwvae import config as config_lib  # noqa: E402
-from jaxwvae import sweep  # noqa: E402
+from jaxwvae.engine import sweep  # noqa: E402
 
 try:
     import torch

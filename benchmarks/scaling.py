@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import common
 import jax
 import jax.numpy as jnp
 
-import common
 from jaxwvae import config as config_lib
-from jaxwvae import memory, sweep, train
+from jaxwvae.engine import memory, sweep
+from jaxwvae.replica import train
 
 PAPER_STEPS = 15 * 600
 

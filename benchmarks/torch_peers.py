@@ -12,12 +12,12 @@ import copy
 import time
 import warnings
 
+import common
 import numpy as np
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
-import common
-from jaxwvae import lambda_rule
+from jaxwvae.core import lambda_rule
 
 PAPER_STEPS = 15 * 600  # 15 epochs of 600 batches of 100 MNIST images
 PAPER_WARMUP = 10  # steps of T history each seed of (a) has before its first timed fit
@@ -36,7 +36,7 @@ def synchronize(device: torch.device) -> None:
 
 
 class TorchVAE(torch.nn.Module):
-    """``jaxwvae.models.VAE`` in PyTorch: ``forward(x, eps) -> (logits, mu, logvar)``."""
+    """``jaxwvae.core.models.VAE`` in PyTorch: ``forward(x, eps) -> (logits, mu, logvar)``."""
 
     def __init__(self, hidden=(512, 256), latent_dim: int = 20, in_dim: int = 784):
         super().__init__()

@@ -7,7 +7,7 @@ the same estimator): its ``history.npz`` holds, per replica and step, the gap
 ``t_gap`` (T_t) and the running-sum ARIMA(p, d, 0) forecast ``t_forecast``
 (T̂_{t+1}) that moved λ. For the first K replicas and N steps this refits
 ``statsmodels.tsa.arima.model.ARIMA(T_1..T_t, order=arima_order, trend="n")``
-after every step t (``jaxwvae.statsmodels_rule.reference_forecasts``; order
+after every step t (``jaxwvae.engine.statsmodels_rule.reference_forecasts``; order
 from the run's config.json, the same warm-up) and measures
 
 * the fraction of steps on which sign(device T̂) == sign(statsmodels T̂),
@@ -34,8 +34,9 @@ import time
 
 import numpy as np
 
-from jaxwvae import rundir, statsmodels_rule
+from jaxwvae.engine import statsmodels_rule
 from jaxwvae.errors import UserError
+from jaxwvae.runs import rundir
 
 OUTPUT = "forecast_agreement.json"
 

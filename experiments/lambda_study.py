@@ -7,7 +7,7 @@
         --out runs/lambda_study_10                                               # chosen readings only
 
 Runs (or reads, or resumes) three sweeps under --out: ELBO_W with every reading of λ and the
-phase map's points as one grid (jaxwvae.study.READINGS), ELBO_KL and WAE-MMD on the same seeds.
+phase map's points as one grid (jaxwvae.reports.study.READINGS), ELBO_KL and WAE-MMD on the same seeds.
 Writes study.md, study.json, phase_map.png, lambda_trajectories.png and figures3_4.png.
 
 Measured: see README.md, "The λ study", for the command, machine, runtime and the numbers it produced.
@@ -23,7 +23,7 @@ def main(argv):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_flags(parser)
     parser.add_argument("--readings", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
-                        default=None, help="comma-separated names from jaxwvae.readings.READINGS to run alone, "
+                        default=None, help="comma-separated names from jaxwvae.config.readings.READINGS to run alone, "
                                            "without the phase map (default: every reading and the map)")
     g = parser.add_argument_group("FID")
     g.add_argument("--fid-samples", type=cli.count, default=10_000, help="samples per seed (and test images)")
@@ -31,7 +31,7 @@ def main(argv):
                    help="train the FID feature CNN on the first N training images (default: all)")
     g.add_argument("--feature-epochs", type=cli.count, default=None, help="epochs of the FID feature CNN (default 3)")
     args = parser.parse_args(argv)
-    from jaxwvae import study
+    from jaxwvae.reports import study
 
     try:
         names = study.check_names(args.readings)

@@ -21,7 +21,7 @@ def main(argv):
     cli.add_common_flags(parser)
     cli.add_table_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     common = cli.given_fields(args)
     common.pop("dataset", None)  # the rows' datasets come from --datasets

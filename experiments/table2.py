@@ -23,7 +23,9 @@ def main(argv):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      conflict_handler="resolve")
     cli.add_common_flags(parser)
-    from jaxwvae import augment, classifier, tables
+    from jaxwvae.data import augment
+    from jaxwvae.evaluation import classifier
+    from jaxwvae.reports import tables
 
     cli.add_table_flags(parser)
     g = parser.add_argument_group("Table 2")

@@ -20,7 +20,7 @@ def main(argv):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     common = cli.given_fields(args)
     dataset = common.pop("dataset", "mnist")

@@ -15,8 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from jaxwvae import config as config_lib
-from jaxwvae import grid, interrupt
+from jaxwvae.config import grid
 from jaxwvae.errors import ConfigError, Interrupted, UserError
+from jaxwvae.runs import interrupt
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -123,7 +124,7 @@ def add_table_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def table_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments of ``jaxwvae.tables.table1``/``table2`` that :func:`add_table_flags` sets."""
+    """The keyword arguments of ``jaxwvae.reports.tables.table1``/``table2`` that :func:`add_table_flags` sets."""
     recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
     return {"datasets": tuple(args.datasets.split(",")), "inception_weights": args.inception_weights,
             "fid_samples": args.fid_samples, "feature_recipe": recipe or None, "progress": not args.no_progress}
@@ -161,7 +162,7 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = 
     """Run ``main``; a UserError becomes one line on stderr and exit status 2.
 
     SIGINT and SIGTERM stop a sweep at its next chunk with a checkpoint
-    (:mod:`jaxwvae.interrupt`): one line says how to resume, exit status
+    (:mod:`jaxwvae.runs.interrupt`): one line says how to resume, exit status
     130 or 143; a second signal ends the process at once.
     """
     try:
@@ -190,7 +191,8 @@ def sweep_main(argv: Sequence[str]) -> int:
     add_common_flags(parser)
     add_sweep_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae import distributed, runlock, sweep
+    from jaxwvae.engine import distributed, sweep
+    from jaxwvae.runs import runlock
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
 
@@ -209,7 +211,7 @@ def sweep_main(argv: Sequence[str]) -> int:
     results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
                         progress=not args.no_progress, command=["sweep.py", *argv])
     if args.plots and distributed.is_primary():
-        from jaxwvae import plots
+        from jaxwvae.reports import plots
 
         plots.write_run_plots(out)
     t = results["timing"]

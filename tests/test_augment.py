@@ -1,4 +1,4 @@
-"""jaxwvae.augment (Table 2's training sets) and experiments/table2.py on a CPU-sized run."""
+"""jaxwvae.data.augment (Table 2's training sets) and experiments/table2.py on a CPU-sized run."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from jaxwvae import augment, data
+from jaxwvae import data
+from jaxwvae.data import augment
 from jaxwvae.errors import UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

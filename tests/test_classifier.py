@@ -1,4 +1,4 @@
-"""jaxwvae.classifier: the CNN, vmapped training over seeds, chunked evaluation and the cached FID network."""
+"""jaxwvae.evaluation.classifier: the CNN, vmapped training over seeds, chunked evaluation and the cached FID network."""
 
 import functools
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxwvae import classifier, data
+from jaxwvae import data
+from jaxwvae.evaluation import classifier
 
 N_TRAIN, N_TEST, SEEDS = 2000, 1000, (0, 1)
 RECIPE = dict(epochs=1, batch_size=32, learning_rate=2e-3)  # 63 Adam steps: 86-89% on 1,000 MNIST test images

@@ -90,7 +90,7 @@ def test_presets_validate():
 
 
 def test_reading_presets_are_the_studys_readings():
-    from jaxwvae.readings import READINGS
+    from jaxwvae.config.readings import READINGS
 
     for preset, name in (("paper_section3", "section3"), ("paper_section4", "section4"),
                          ("paper_adaptive_slow", "c0.0005")):

@@ -375,7 +375,7 @@ def test_checksum_mismatch(altered_copy, tmp_path, serve, no_tfds):
         data.load("mnist", "test", cache_dir=cache, base_url=serve(root))
     msg = str(e.value)
     assert TRAIN_LAB in msg and "checksum mismatch" in msg
-    assert data._SHA256["mnist"][TRAIN_LAB] in msg and actual in msg
+    assert datasets._SHA256["mnist"][TRAIN_LAB] in msg and actual in msg
     folder = cache / "mnist"
     assert not (folder / f"{TRAIN_LAB}.gz").exists() and not (folder / TRAIN_LAB).exists()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left

@@ -1,10 +1,10 @@
-"""jaxwvae.fid against scipy.sqrtm, closed forms and an SVD reference for singular covariances."""
+"""jaxwvae.evaluation.fid against scipy.sqrtm, closed forms and an SVD reference for singular covariances."""
 
 import numpy as np
 import pytest
 import scipy.linalg
 
-from jaxwvae.fid import feature_stats, fid, frechet_distance
+from jaxwvae.evaluation.fid import feature_stats, fid, frechet_distance
 
 RNG = np.random.default_rng(2109_14795)
 

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from jaxwvae import config as config_lib
-from jaxwvae import grid, lambda_rule, sweep, train
+from jaxwvae.config import grid
+from jaxwvae.core import lambda_rule
+from jaxwvae.engine import sweep
 from jaxwvae.errors import ConfigError
+from jaxwvae.replica import train
 from tests.test_sweep import load, small
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]

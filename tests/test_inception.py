@@ -1,4 +1,4 @@
-"""jaxwvae.inception against pytorch-fid 0.3.0's own InceptionV3, both holding the same random weights.
+"""jaxwvae.evaluation.inception against pytorch-fid 0.3.0's own InceptionV3, both holding the same random weights.
 
 The real weights (pt_inception-2015-12-05-6726825d.pth) cannot be downloaded here, so the
 reference is pytorch-fid's module built exactly as FID uses it, with its weight download
@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxwvae import inception as inc
 from jaxwvae.errors import UserError
+from jaxwvae.evaluation import inception as inc
 
 # Max |port - reference| over max |reference|, for the features and every intermediate.
 # Both sides compute in float32 through ~100 conv/BN/ReLU layers (oneDNN in torch, XLA here)
@@ -317,5 +317,5 @@ def test_init_shapes_and_output_dim_without_weights():
 
 
 def test_importing_the_module_does_not_import_torch():
-    code = "import sys, jaxwvae.inception; sys.exit('torch' in sys.modules)"
+    code = "import sys, jaxwvae.evaluation.inception; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

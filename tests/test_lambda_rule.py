@@ -10,7 +10,7 @@ import pytest
 from statsmodels.tsa.ar_model import AutoReg
 from statsmodels.tsa.arima.model import ARIMA
 
-from jaxwvae import lambda_rule
+from jaxwvae.core import lambda_rule
 
 RNG = np.random.default_rng(7)
 

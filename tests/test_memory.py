@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from jaxwvae import config as config_lib
-from jaxwvae import grid, memory, sweep
+from jaxwvae.config import grid
+from jaxwvae.engine import memory, sweep
 from jaxwvae.errors import UserError
 
 

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxwvae import objectives
-from jaxwvae.models import VAE
+from jaxwvae.core import objectives
+from jaxwvae.core.models import VAE
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))

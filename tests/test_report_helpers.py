@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from jaxwvae import cli, exclusion, plots
+from jaxwvae import cli
+from jaxwvae.core import exclusion
+from jaxwvae.reports import plots
 
 
 def run(**changes):
@@ -16,7 +18,7 @@ def run(**changes):
     ({}, None),
     ({"diverged": True, "diverged_step": 17}, "diverged at step 17"),
     ({"kl": 0.3}, "underfit"),
-    ({"t_gap": -70.0}, None),  # a very negative T alone is kept (see jaxwvae.exclusion)
+    ({"t_gap": -70.0}, None),  # a very negative T alone is kept (see jaxwvae.core.exclusion)
     ({"rec": 90.0, "train_rec": 80.0}, "overfit: test reconstruction 12.5%"),
 ])
 def test_classify(changes, reason):

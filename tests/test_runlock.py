@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from jaxwvae import runlock
 from jaxwvae.errors import UserError
+from jaxwvae.runs import runlock
 from tests.test_resume import command as sweep_command
 from tests.test_resume import resume_command
+
 
 def command(data_dir, out, *extra):
     return sweep_command(data_dir, out, *extra, epochs=2)

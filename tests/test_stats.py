@@ -1,4 +1,4 @@
-"""jaxwvae.stats against independent references: mpmath's t quantile, statsmodels' Welch test, brute force."""
+"""jaxwvae.core.stats against independent references: mpmath's t quantile, statsmodels' Welch test, brute force."""
 
 import ast
 import itertools
@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.weightstats import ttest_ind
 
-from jaxwvae import stats
+from jaxwvae.core import stats
 
 STATSMODELS_ALTERNATIVE = {"less": "smaller", "greater": "larger", "two-sided": "two-sided"}
 

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from statsmodels.tsa.arima.model import ARIMA
 
-from jaxwvae import lambda_rule, statsmodels_rule, sweep
 from jaxwvae.config import SweepConfig
-from jaxwvae.statsmodels_rule import StatsmodelsRule, reference_forecasts
+from jaxwvae.core import lambda_rule
+from jaxwvae.engine import statsmodels_rule, sweep
+from jaxwvae.engine.statsmodels_rule import StatsmodelsRule, reference_forecasts
 
 ORDER = (1, 1, 0)
 STEPS = 30
@@ -232,7 +233,7 @@ def test_load_state_dict_continues_bitwise(x, runs, refit_every):
 
 def test_replay_repeats_a_failed_refit_fallback(monkeypatch):
     """A refit that fails falls back to extending the older fit; a restore must land on the same results."""
-    from jaxwvae.statsmodels_rule import _Series
+    from jaxwvae.engine.statsmodels_rule import _Series
 
     y = simulate(30, 6).astype(np.float64)
     original = statsmodels_rule._fit
@@ -312,7 +313,7 @@ def test_workers_end_with_a_killed_parent_script_that_imports_jax(tmp_path):
         import os, signal, sys
         import jax
         from jaxwvae.config import SweepConfig
-        from jaxwvae.statsmodels_rule import StatsmodelsRule
+        from jaxwvae.engine.statsmodels_rule import StatsmodelsRule
         rule = StatsmodelsRule(SweepConfig(forecaster="statsmodels"), 2, workers=1)
         lam, f = rule.update([1.0, 2.0], [1.0, 1.0])
         (_, modules, _), = rule._workers.gather([("about",)])

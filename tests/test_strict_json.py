@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from jaxwvae import config as config_lib
-from jaxwvae import rundir, sweep, tables
+from jaxwvae.engine import sweep
+from jaxwvae.reports import tables
+from jaxwvae.runs import rundir
 
 
 def _reject(constant):

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from jaxwvae import config as config_lib
-from jaxwvae import lambda_rule, sweep, train
+from jaxwvae.core import lambda_rule
+from jaxwvae.engine import sweep
+from jaxwvae.replica import train
 
 
 def small(data_dir, **changes):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxwvae import paper
+from jaxwvae.reports import paper
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMON = ["--seeds", "2", "--epochs", "1", "--train-size", "1000", "--batch-size", "10", "--test-size", "500",
@@ -89,7 +89,7 @@ def test_table3_reads_the_same_sweeps(table1_out, data_dir):
 
 # ---------------------------------------------------------------------- statistics, on made-up rows (no training)
 def fid_row(variant, fids, excluded=(), dataset="mnist"):
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     label = {v.name: v.label for v in paper.VARIANTS[dataset]}[variant]
     per_seed = {str(i): f for i, f in enumerate(fids)}
@@ -106,7 +106,7 @@ def no_nan(obj):
 
 
 def test_table1_tests_every_claimed_pair_for_both_elbo_w_rows():
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     rng = np.random.default_rng(0)
     rows = [fid_row("w", list(rng.normal(20, 1, 10))), fid_row("w_fixed", list(rng.normal(20, 1, 10))),
@@ -126,7 +126,7 @@ def test_table1_tests_every_claimed_pair_for_both_elbo_w_rows():
 
 
 def test_table1_tests_of_identical_rows_give_large_p():
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     fids = list(np.random.default_rng(1).normal(30, 2, 8))
     tests = tables.table1_tests([fid_row("w", fids), fid_row("kl", fids)])
@@ -135,7 +135,7 @@ def test_table1_tests_of_identical_rows_give_large_p():
 
 
 def test_missing_fids_do_not_break_ratios_or_best_replica():
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     rows = [fid_row("w", [None, None]), fid_row("kl", [80.0, 82.0])]
     ratios = no_nan(tables.fid_ratios(rows))
@@ -147,7 +147,7 @@ def test_missing_fids_do_not_break_ratios_or_best_replica():
 
 
 def table3_row(variant, per_seed, batch=10):
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     label = {v.name: v.label for v in paper.VARIANTS["mnist"]}[variant]
     summ = {s: tables.stats.summary(v) for s, v in per_seed.items()}
@@ -158,7 +158,7 @@ def table3_row(variant, per_seed, batch=10):
 
 
 def test_table3_tests_per_iteration():
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     rows = [table3_row("w", {100: [100.0, 101.0, 99.0, 100.5, 99.5], 1000: [80.0, 81.0, 79.0, 80.5, 79.5]}),
             table3_row("kl", {100: [150.0, 151.0, 149.0, 150.5, 149.5], 1000: [80.0, 81.0, 79.0, 80.5, 79.5]})]
@@ -173,7 +173,7 @@ def test_table3_tests_per_iteration():
 
 
 def test_table2_tests_augmented_against_original():
-    from jaxwvae import tables
+    from jaxwvae.reports import tables
 
     cells = {"original": {"per_seed": [60.0, 61.0, 59.5]}, "w": {"per_seed": [80.0, 81.0, 79.0]},
              "kl": {"per_seed": [60.0, 61.0, 59.5]}}

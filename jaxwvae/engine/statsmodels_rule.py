@@ -4,7 +4,7 @@ After every training step each replica's whole history of the gap
 ``T_1 … T_t`` is modelled by ``statsmodels.tsa.arima.model.ARIMA(history,
 order=(p, d, q), trend="n")`` (exact Gaussian likelihood through the Kalman
 filter) and its one-step forecast ``T̂_{t+1}`` moves λ by the paper's rule
-(:func:`jaxwvae.lambda_rule.next_lambda`). It is the slow, trusted estimator
+(:func:`jaxwvae.core.lambda_rule.next_lambda`). It is the slow, trusted estimator
 the fused running-sum forecaster (``forecaster='device'``) is checked against
 (:func:`reference_forecasts`, ``experiments/forecast_agreement.py``).
 
@@ -354,7 +354,8 @@ class StatsmodelsRule:
     """
 
     def __init__(self, config, replicas: int, *, workers: int | None = None):
-        from jaxwvae import grid, lambda_rule  # JAX, parent only: this module stays importable without it
+        from jaxwvae.config import grid
+        from jaxwvae.core import lambda_rule  # JAX, parent only: this module stays importable without it
 
         self._rule_step = lambda_rule.rule_step
         table = grid.replica_table(config, max(int(replicas), grid.replica_count(config)))

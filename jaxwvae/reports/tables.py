@@ -6,13 +6,13 @@
 missing one is trained.
 
 FID here is computed on the features of a small CNN classifier trained on the
-dataset (``jaxwvae.classifier.feature_params``), not on InceptionV3's: the
+dataset (``jaxwvae.evaluation.classifier.feature_params``), not on InceptionV3's: the
 numbers are not on the paper's scale, so the tables compare rankings and
 ratios. With ``inception_weights`` (pytorch-fid's ``pt_inception-2015-12-05``
 file) the Inception scale is used instead.
 
-Every cell carries :func:`jaxwvae.stats.summary` (n, mean, sd, 95 % Student-t
-interval) and every ranking the paper claims gets :func:`jaxwvae.stats.compare`
+Every cell carries :func:`jaxwvae.core.stats.summary` (n, mean, sd, 95 % Student-t
+interval) and every ranking the paper claims gets :func:`jaxwvae.core.stats.compare`
 (one-sided Welch's t and Mann–Whitney U) under ``"tests"`` in the JSON and below
 the markdown table. A number read from a run's JSON may be ``None`` (written for
 NaN): it counts as missing, like NaN.
@@ -29,10 +29,15 @@ import time
 import jax
 import numpy as np
 
-from jaxwvae import augment as augmentation
-from jaxwvae import classifier, data, exclusion, fid, generate, grid, paper, plots, rundir, stats, sweep
-from jaxwvae.config import SweepConfig, paper_mnist
+from jaxwvae import data
+from jaxwvae.config import SweepConfig, grid, paper_mnist
+from jaxwvae.core import exclusion, stats
+from jaxwvae.data import augment as augmentation
+from jaxwvae.engine import sweep
 from jaxwvae.errors import UserError
+from jaxwvae.evaluation import classifier, fid, generate
+from jaxwvae.reports import paper, plots
+from jaxwvae.runs import rundir
 
 FID_SAMPLES = 10_000
 REPLICA_GROUP = 10  # replicas decoded at once (10 x 10,000 float32 images = 314 MB)
@@ -48,7 +53,7 @@ def variant_config(dataset: str, variant: paper.Variant, common: dict) -> SweepC
 def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True) -> dict:
     """Results of the sweep in ``out``: read if finished, resumed if killed, trained if absent.
 
-    Every run is classified again by the current ``jaxwvae.exclusion`` criteria (a finished sweep
+    Every run is classified again by the current ``jaxwvae.core.exclusion`` criteria (a finished sweep
     keeps the reasons of the version that wrote it).
     """
     if (out / rundir.CONFIG).exists():
@@ -65,7 +70,7 @@ def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True
 def mean_sd(values) -> tuple[float, float, int]:
     """Mean, sample standard deviation (0 for one value) and count of the finite values; NaN for none.
 
-    ``None``, NaN and ±inf are left out. :func:`jaxwvae.stats.summary` gives the interval as well.
+    ``None``, NaN and ±inf are left out. :func:`jaxwvae.core.stats.summary` gives the interval as well.
     """
     values = stats.finite(values).tolist()
     if not values:
@@ -92,7 +97,7 @@ def feature_function(dataset: str, data_dir, inception_weights=None, feature_rec
     the name then records it, so FIDs of different feature networks are never mixed.
     """
     if inception_weights is not None:
-        from jaxwvae import inception
+        from jaxwvae.evaluation import inception
 
         variables = inception.load_weights(inception_weights)
         return "inception", lambda images: inception.inception_features(variables, images[..., None] / 255.0)
@@ -204,7 +209,7 @@ def table1_tests(rows: list[dict]) -> list[dict]:
     """One-sided tests of each claimed FID ranking "A < B" per dataset, over all seeds and over the kept ones.
 
     Each entry: ``dataset``, ``seeds`` (``"all"`` or ``"kept"``), ``lower`` and ``higher`` (variant names),
-    ``claim`` (labels), and :func:`jaxwvae.stats.compare` of A's per-seed FIDs against B's with
+    ``claim`` (labels), and :func:`jaxwvae.core.stats.compare` of A's per-seed FIDs against B's with
     ``alternative="less"``: Welch's t and Mann–Whitney U, p small when A's FIDs are lower.
     """
     out = []
@@ -263,7 +268,7 @@ def table1_markdown(report: dict) -> str:
         lines += tests_markdown(report["tests"], [("dataset", "dataset"), ("seeds", "seeds")])
     excluded = [(r["dataset"], r["label"], seed, why) for r in report["rows"] for seed, why in r["excluded"].items()]
     if excluded:
-        lines += ["", "Excluded runs (jaxwvae.exclusion):", ""]
+        lines += ["", "Excluded runs (jaxwvae.core.exclusion):", ""]
         lines += [f"- {d}, {label}, seed {seed}: {why}" for d, label, seed, why in excluded]
     return "\n".join(lines) + "\n"
 
@@ -298,7 +303,7 @@ def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", progress:
     """Mean training loss over seeds at the paper's iterations, ELBO_KL and ELBO_W; ``table3.md``/``.json``.
 
     Per row and iteration: ``per_image`` / ``per_batch`` (the means), ``per_image_summary`` /
-    ``per_batch_summary`` (:func:`jaxwvae.stats.summary`) and ``per_image_per_seed`` (``None`` where a
+    ``per_batch_summary`` (:func:`jaxwvae.core.stats.summary`) and ``per_image_per_seed`` (``None`` where a
     seed's loss is not finite). ``tests``: :func:`table3_tests`.
     """
     out = pathlib.Path(out)
@@ -336,7 +341,7 @@ def table3_tests(rows: list[dict]) -> list[dict]:
     """Per iteration, the paper's claim "ELBO_W's loss < ELBO_KL's", one-sided, for each ELBO_W row.
 
     Each entry: ``step``, ``lower`` (``w`` or ``w_fixed``), ``higher`` (``kl``), ``claim`` and
-    :func:`jaxwvae.stats.compare` of the per-seed losses per image with ``alternative="less"``
+    :func:`jaxwvae.core.stats.compare` of the per-seed losses per image with ``alternative="less"``
     (a sum over the batch is the same test: the scale does not change t, U or p).
     """
     by = {r["variant"]: r for r in rows}
@@ -411,7 +416,7 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
 
     The ELBO_W (adaptive λ), ELBO_W (λ = 1) and ELBO_KL sweeps are run or read under ``out`` as
     for Table 1, and each one's best seed by FID (over/underfit runs left out unless all are)
-    reconstructs the images that :func:`jaxwvae.augment.plan` picks. Every cell trains
+    reconstructs the images that :func:`jaxwvae.data.augment.plan` picks. Every cell trains
     ``classifier_seeds`` CNNs at once, for ``classifier_epochs`` epochs (so a larger set gets more
     steps, as in the paper) or, given ``classifier_steps``, for that many steps in every cell.
     """
@@ -469,7 +474,7 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
 def table2_tests(cells: dict) -> list[dict]:
     """The paper's claim per row, "augmented > original" in accuracy, one-sided for each augmented condition.
 
-    Each entry: ``condition``, ``claim`` and :func:`jaxwvae.stats.compare` of the condition's per-seed
+    Each entry: ``condition``, ``claim`` and :func:`jaxwvae.core.stats.compare` of the condition's per-seed
     accuracies against the original set's with ``alternative="greater"``. The samples are the classifier
     seeds of one cell (3 by default), on one VAE seed's reconstructions: the tests see only the classifiers'
     seed-to-seed spread, and with n = 3 against 3 Mann–Whitney's one-sided p cannot go below 1/20.

@@ -72,9 +72,8 @@ def agreed(signum: int | None) -> int | None:
 
     if jax.process_count() == 1:
         return signum
-    from jax.experimental import multihost_utils
-
     import numpy as np
+    from jax.experimental import multihost_utils
 
     gathered = multihost_utils.process_allgather(np.int32(signum or 0))
     return int(np.max(gathered)) or None

@@ -28,9 +28,9 @@ from flax import serialization
 from jax import lax
 
 from jaxwvae import data as data_lib
+from jaxwvae.core.keys import DATA_STREAM, INIT_STREAM, stream
 from jaxwvae.errors import DataError
-from jaxwvae.rundir import atomic_write_bytes
-from jaxwvae.state import DATA_STREAM, INIT_STREAM, stream
+from jaxwvae.runs.rundir import atomic_write_bytes
 
 __all__ = [
     "CNN",

@@ -29,8 +29,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxwvae import losses
-from jaxwvae.models import VAEOutputs
+from jaxwvae.core import losses
+from jaxwvae.core.models import VAEOutputs
 
 METRICS = ("loss", "rec", "w2", "kl", "t_gap")
 

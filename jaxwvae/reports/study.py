@@ -7,8 +7,8 @@ on MNIST with the paper's model, batch 100 and 15 epochs; the phase map over
 the rule's step ``c`` and upper bound ``λ_max`` adds the points it needs to the
 same program. ELBO_KL and WAE-MMD, which are other objectives, run as two more
 sweeps on the same seeds. Each replica is scored as in the tables: test
-metrics, collapse (test KL < 1 nat, ``jaxwvae.exclusion.MIN_KL``) and FID on
-the CNN features (``jaxwvae.tables.replica_fids``).
+metrics, collapse (test KL < 1 nat, ``jaxwvae.core.exclusion.MIN_KL``) and FID on
+the CNN features (``jaxwvae.reports.tables.replica_fids``).
 
 T is reported as the library's T = W2² − KL (the paper prints 2T), per image.
 """
@@ -19,8 +19,10 @@ import pathlib
 
 import numpy as np
 
-from jaxwvae import exclusion, grid, paper, plots, readings, rundir, stats, tables
-from jaxwvae.config import paper_mnist
+from jaxwvae.config import grid, paper_mnist, readings
+from jaxwvae.core import exclusion, stats
+from jaxwvae.reports import paper, plots, tables
+from jaxwvae.runs import rundir
 
 READINGS = readings.READINGS
 # The phase map: the adaptive rule (λ₀ = 1) over c x λ_max (None: unbounded).
@@ -187,7 +189,7 @@ def table3_report(history: dict, members, reading_index: dict, kl_dir: pathlib.P
     """Table 3 (loss at iterations 100 … 5,000, with tests) from the study's own sweeps.
 
     Its ELBO_W rows are readings ``section3`` (the table's adaptive row) and ``fixed1`` (λ = 1), the same
-    configs as ``jaxwvae.paper.VARIANTS``; ELBO_KL is the study's KL sweep.
+    configs as ``jaxwvae.reports.paper.VARIANTS``; ELBO_KL is the study's KL sweep.
     """
     variants = {v.name: v for v in paper.VARIANTS["mnist"]}
     rows = [tables.table3_row(variants[name], history["loss"][members(reading_index[reading])], batch)

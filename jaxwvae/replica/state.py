@@ -11,10 +11,8 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from jaxwvae.lambda_rule import LambdaRule, RuleHyper
-
-# Streams derived from a replica's key with fold_in: nothing else draws from it.
-INIT_STREAM, LAM_STREAM, DATA_STREAM, STEP_STREAM, EVAL_STREAM = range(5)
+from jaxwvae.core.keys import INIT_STREAM, LAM_STREAM, stream
+from jaxwvae.core.lambda_rule import LambdaRule, RuleHyper
 
 
 class ReplicaState(train_state.TrainState):
@@ -22,11 +20,11 @@ class ReplicaState(train_state.TrainState):
 
     Attributes:
       key: the replica's PRNG key (raw ``uint32[2]``), fixed for the run; every
-        draw folds in a stream id and a counter (step or epoch).
+        draw folds in a stream id and a counter (:mod:`jaxwvae.core.keys`).
       lam: λ, the weight of the objective's matching term (an array, never a
         Python float, so changing it never retraces).
       lam_init: λ at step 0, kept for the report.
-      rule_state: the λ rule's forecaster state (``jaxwvae.lambda_rule``).
+      rule_state: the λ rule's forecaster state (``jaxwvae.core.lambda_rule``).
       rule_hyper: the λ rule's hyperparameters (:class:`RuleHyper`), per replica.
       logvar_max: cap on ``log σ²`` (0 is the paper's σ <= 1, +inf none), per replica.
       diverged_step: ``-1`` while healthy, else the step at which the loss, a
@@ -48,12 +46,6 @@ class ReplicaState(train_state.TrainState):
     lambda_rule: LambdaRule = struct.field(pytree_node=False)
 
 
-def stream(key, stream_id: int, counter=None):
-    """The key of one stream (and counter) of a replica's key."""
-    key = jax.random.fold_in(key, stream_id)
-    return key if counter is None else jax.random.fold_in(key, counter)
-
-
 def optimizer() -> optax.GradientTransformation:
     """Adam whose learning rate is a leaf of its state, so replicas can differ in it."""
     return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
@@ -63,7 +55,7 @@ def create_replica(seed, hyper: dict, *, model, tx: optax.GradientTransformation
                    lambda_rule: LambdaRule, in_dim: int) -> ReplicaState:
     """The initial state of the replica of ``seed`` (an int32 scalar) with its point's values ``hyper``.
 
-    ``hyper`` holds scalars (vmap over arrays: see :func:`jaxwvae.grid.replica_table`):
+    ``hyper`` holds scalars (vmap over arrays: see :func:`jaxwvae.config.grid.replica_table`):
     ``lam_low``/``lam_high`` (λ₀ is ``lam_low`` when equal, else uniform on
     ``[lam_low, lam_high)`` from the replica's own key, so a seed's run does not
     depend on which other replicas share the sweep), ``learning_rate``,

@@ -13,8 +13,8 @@ import pathlib
 
 import numpy as np
 
-from jaxwvae import rundir
 from jaxwvae.errors import UserError
+from jaxwvae.runs import rundir
 
 PANELS = {
     "t_gap": ("T = W2² − KL (batch mean per image; the paper plots 2T)", "T_gap.png"),

@@ -15,18 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxwvae import grid, rundir
-from jaxwvae.config import SweepConfig
+from jaxwvae.config import SweepConfig, grid
+from jaxwvae.core import keys as keys_lib
+from jaxwvae.core.models import VAE
 from jaxwvae.errors import UserError
-from jaxwvae.models import VAE
-
-SAMPLE_STREAM = 7  # key stream of the prior draws, apart from training's streams
+from jaxwvae.runs import rundir
 
 
 def load_run(out) -> tuple[SweepConfig, VAE, dict]:
     """``(config, model, params)`` of the finished run in ``out``; params carry a leading replica axis.
 
-    Replicas are in results.json's order (grid points, then seeds): see :func:`jaxwvae.grid.replica_seeds`.
+    Replicas are in results.json's order (grid points, then seeds): see :func:`jaxwvae.config.grid.replica_seeds`.
     """
     out = pathlib.Path(out)
     if not (out / rundir.RESULTS).exists():
@@ -61,7 +60,7 @@ def sample_prior(model: VAE, params, seeds, n: int, *, chunk: int = 2000) -> np.
     seeds = np.asarray(seeds)
     out = []
     for start in range(0, n, chunk):
-        keys = jax.vmap(lambda s, c=start: jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(s), SAMPLE_STREAM), c))(
+        keys = jax.vmap(lambda s, c=start: keys_lib.stream(jax.random.PRNGKey(s), keys_lib.SAMPLE_STREAM, c))(
             jnp.asarray(seeds))
         out.append(np.asarray(_decode_prior(model, params, keys, min(chunk, n - start))))
     return np.concatenate(out, axis=1)

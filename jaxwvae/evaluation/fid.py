@@ -1,7 +1,7 @@
 """Fréchet distance between Gaussians fitted to two feature sets (FID), in float64 NumPy on the host.
 
 The features come from any network; this library's default is the penultimate
-layer of the small CNN of ``jaxwvae.classifier.feature_params`` (trained once per
+layer of the small CNN of ``jaxwvae.evaluation.classifier.feature_params`` (trained once per
 dataset and cached), so its numbers are comparable with each other, not with
 Inception-based FIDs of other papers. Nothing here needs JAX.
 """

@@ -20,15 +20,18 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxwvae import (data, distributed, exclusion, grid, interrupt, lambda_rule, memory, objectives, rundir, runlock,
-                     train)
-from jaxwvae.checkpoint import Checkpoints
-from jaxwvae.distributed import to_host
-from jaxwvae.config import SweepConfig
+from jaxwvae import data
+from jaxwvae.config import SweepConfig, grid
+from jaxwvae.core import exclusion, lambda_rule, objectives
+from jaxwvae.core.models import VAE
+from jaxwvae.engine import distributed, memory
+from jaxwvae.engine.distributed import to_host
 from jaxwvae.errors import Interrupted, UserError
-from jaxwvae.models import VAE
-from jaxwvae.progress import Progress
-from jaxwvae.state import create_replica, optimizer
+from jaxwvae.replica import train
+from jaxwvae.replica.state import create_replica, optimizer
+from jaxwvae.runs import interrupt, rundir, runlock
+from jaxwvae.runs.checkpoint import Checkpoints
+from jaxwvae.runs.progress import Progress
 
 EVAL_BATCH = 1000
 TRAIN_EVAL_SIZE = 10_000  # training images evaluated for the train/test reconstruction gap
@@ -129,7 +132,7 @@ def host_rule(config: SweepConfig, replicas: int):
         return None
     if config.forecaster == "host":
         return HostArima(config, replicas)
-    from jaxwvae.statsmodels_rule import StatsmodelsRule
+    from jaxwvae.engine.statsmodels_rule import StatsmodelsRule
 
     return StatsmodelsRule(config, replicas)
 
@@ -221,7 +224,7 @@ class Engine:
         return self.compiled.get(self.plan.chunk)
 
     def bytes_per_device(self) -> int | None:
-        """XLA's memory figure of the largest compiled call (see ``jaxwvae.memory``)."""
+        """XLA's memory figure of the largest compiled call (see ``jaxwvae.engine.memory``)."""
         sizes = [memory.compiled_bytes(c.memory_analysis()) for c in self.compiled.values()]
         sizes = [v for v in sizes if v is not None]
         return max(sizes) if sizes else None
@@ -304,8 +307,8 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     equal the saved one). The final state is always checkpointed, so the
     trained models can be loaded later (:func:`load_states`).
 
-    Only one process at a time writes into ``out`` (:mod:`jaxwvae.runlock`);
-    under :func:`jaxwvae.interrupt.handled` a SIGINT/SIGTERM stops the run at
+    Only one process at a time writes into ``out`` (:mod:`jaxwvae.runs.runlock`);
+    under :func:`jaxwvae.runs.interrupt.handled` a SIGINT/SIGTERM stops the run at
     the next chunk with a checkpoint and raises ``errors.Interrupted``.
 
     Returns the dict written to ``results.json``.
@@ -381,7 +384,7 @@ def _train(engine: Engine, states, images, history: History, host, checkpoints: 
            step: int, start: float, bar: Progress):
     """Run the chunks from ``step`` to the end; checkpoint every ``checkpoint_every`` steps and at the end.
 
-    After a SIGINT/SIGTERM (:func:`jaxwvae.interrupt.requested`) the chunk in
+    After a SIGINT/SIGTERM (:func:`jaxwvae.runs.interrupt.requested`) the chunk in
     flight ends, a checkpoint is saved and ``Interrupted`` is raised.
     With λ on the device the next chunk is dispatched before the last one's
     metrics are fetched, so the accelerator never waits for the host.

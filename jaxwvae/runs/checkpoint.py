@@ -26,9 +26,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
-from jaxwvae import rundir
 from jaxwvae.errors import UserError
-from jaxwvae.rundir import UNREADABLE
+from jaxwvae.runs import rundir
+from jaxwvae.runs.rundir import UNREADABLE
 
 KEEP = 2  # checkpoints kept on disk
 FILES = "jaxwvae-files.json"  # in a step's folder: the size of every file orbax wrote there

@@ -6,9 +6,10 @@ import dataclasses
 import json
 from typing import NamedTuple
 
+from jaxwvae import data
 from jaxwvae.errors import ConfigError
 
-DATASETS = ("mnist", "fashion_mnist")
+DATASETS = data.DATASETS
 OBJECTIVES = ("w", "kl", "wae")
 LAMBDA_RULES = ("fixed", "arima")
 FORECASTERS = ("device", "host", "statsmodels")
@@ -60,7 +61,7 @@ class SweepConfig:
     λ rule ``arima`` for ``w`` (the paper's adaptive schedule), ``fixed`` otherwise.
     The optimiser is Adam at ``learning_rate`` (the paper names none).
 
-    The λ rule's readings (``jaxwvae.lambda_rule``): ``lambda_c`` is c,
+    The λ rule's readings (``jaxwvae.core.lambda_rule``): ``lambda_c`` is c,
     λ is kept in ``[lambda_min, lambda_max]`` (``None``: unbounded),
     ``lambda_t_scale`` is 1 for T or 2 for the printed 2T inside β, and
     ``lambda_sign_zero`` is the value of sign(0) in β (−1, 0 or +1).
@@ -71,7 +72,7 @@ class SweepConfig:
     ``auto`` (``map`` on a single CPU device, else ``vmap``).
 
     ``grid`` holds grid points, each a tuple of ``(field, value)`` pairs
-    (``jaxwvae.grid``); the replicas are every point times every seed, all in
+    (``jaxwvae.config.grid``); the replicas are every point times every seed, all in
     one program. Empty: one point, the config itself.
     """
 
@@ -106,7 +107,7 @@ class SweepConfig:
     def resolved(self) -> SweepConfig:
         """The same config with every ``None`` default filled in (validated first)."""
         self.validate()
-        from jaxwvae import objectives
+        from jaxwvae.core import objectives
 
         lam = self.lam if self.lam is not None else f"{objectives.get(self.objective).default_lam:g}"
         rule = self.lambda_rule or ("arima" if self.objective == "w" else "fixed")
@@ -213,7 +214,7 @@ class SweepConfig:
         if self.checkpoint_every < 0:
             bad("checkpoint_every", "must be >= 0", "pass 0 to turn checkpoints off, or a number of steps")
         if self.grid:
-            from jaxwvae import grid
+            from jaxwvae.config import grid
 
             grid.validate(self)
 
@@ -246,8 +247,8 @@ def smoke(**overrides) -> SweepConfig:
 
 
 def reading(name: str, **overrides) -> SweepConfig:
-    """The paper's MNIST sweep with the λ of reading ``name`` (``jaxwvae.readings``)."""
-    from jaxwvae.readings import READINGS
+    """The paper's MNIST sweep with the λ of reading ``name`` (``jaxwvae.config.readings``)."""
+    from jaxwvae.config.readings import READINGS
 
     return dataclasses.replace(SweepConfig(objective="w", **READINGS[name][1]), **overrides)
 

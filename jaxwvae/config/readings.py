@@ -3,7 +3,7 @@
 Section 3 prints an adaptive rule (λ₀ = 1, c = 0.05); Section 4 says λ "varies
 uniformly between 0 and 20" and the best of 30 seeds is selected; the text leaves
 open the bounds of the adaptive λ, its step, T or 2T inside β and whether the
-adjusted ReLU (σ <= 1) is on. Every reading is ELBO_W; ``jaxwvae.study`` runs
+adjusted ReLU (σ <= 1) is on. Every reading is ELBO_W; ``jaxwvae.reports.study`` runs
 them all as one grid, ``jaxwvae.config`` offers the useful ones as presets.
 """
 

@@ -4,7 +4,7 @@
 seed. ``train_chunk`` runs ``n`` steps of one epoch with ``lax.scan`` over the
 device-resident images, each replica reading them in its own order. Nothing
 here is jitted or vmapped: the transforms are applied where they are called
-(``jaxwvae.sweep``), so a test can run one replica alone.
+(``jaxwvae.engine.sweep``), so a test can run one replica alone.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxwvae.state import DATA_STREAM, EVAL_STREAM, STEP_STREAM, ReplicaState, stream
+from jaxwvae.core.keys import DATA_STREAM, EVAL_STREAM, STEP_STREAM, stream
+from jaxwvae.replica.state import ReplicaState
 
 # Every step records these per replica (the objective's own metrics come in addition).
 STEP_METRICS = ("loss", "rec", "w2", "kl", "t_gap", "lam", "t_forecast")
@@ -35,7 +36,7 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
     """One Adam step on the batch ``x`` ``[batch, 784]`` (floats in [0, 1]), then the λ rule.
 
     The metrics are batch means per image: ``t_gap`` is ``T_t`` of the paper
-    (see ``jaxwvae.losses.t_gap``), ``lam`` the λ this step used and
+    (see ``jaxwvae.core.losses.t_gap``), ``lam`` the λ this step used and
     ``t_forecast`` the forecast ``T̂_{t+1}`` made after it (NaN for the fixed rule).
 
     A replica whose loss, gradients or next λ are non-finite keeps its last
