@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import data
+from jaxwvae.data import datasets, idx
 from jaxwvae.errors import DataError
 
 TRAIN_IMG, TRAIN_LAB = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
@@ -162,6 +163,13 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- validation
+
+
+def test_every_dataset_has_mirrors_and_a_checksum_per_file():
+    assert set(datasets.MIRRORS) == set(datasets.SHA256) == set(data.DATASETS)
+    for dataset in data.DATASETS:
+        assert set(datasets.SHA256[dataset]) == set(idx.ALL_FILES), dataset  # download fetches what load reads
+        assert all(len(digest) == 64 for digest in datasets.SHA256[dataset].values())
 
 
 def test_unknown_dataset_and_split(tmp_path):
@@ -375,7 +383,7 @@ def test_checksum_mismatch(altered_copy, tmp_path, serve, no_tfds):
         data.load("mnist", "test", cache_dir=cache, base_url=serve(root))
     msg = str(e.value)
     assert TRAIN_LAB in msg and "checksum mismatch" in msg
-    assert datasets._SHA256["mnist"][TRAIN_LAB] in msg and actual in msg
+    assert datasets.SHA256["mnist"][TRAIN_LAB] in msg and actual in msg
     folder = cache / "mnist"
     assert not (folder / f"{TRAIN_LAB}.gz").exists() and not (folder / TRAIN_LAB).exists()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left
