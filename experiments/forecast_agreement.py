@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from jaxwvae import cli
 from jaxwvae.engine import statsmodels_rule
 from jaxwvae.errors import UserError
 from jaxwvae.runs import rundir
@@ -52,8 +53,8 @@ def positive(text: str) -> int:
 
 
 def main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="forecast_agreement.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(prog="forecast_agreement.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=pathlib.Path, help="folder of a finished sweep (device forecaster)")
     parser.add_argument("--replicas", type=positive, default=None, help="use the first K replicas (default all)")
     parser.add_argument("--steps", type=positive, default=None, help="use the first N steps (default all)")
@@ -110,7 +111,7 @@ def main(argv) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # no cli.run_main: its signal handling serves sweeps; Ctrl-C stops this at once
     try:
         sys.exit(main(sys.argv[1:]))
     except UserError as e:

@@ -25,11 +25,7 @@ def main(argv):
     parser.add_argument("--readings", type=lambda s: tuple(v.strip() for v in s.split(",") if v.strip()),
                         default=None, help="comma-separated names from jaxwvae.config.readings.READINGS to run alone, "
                                            "without the phase map (default: every reading and the map)")
-    g = parser.add_argument_group("FID")
-    g.add_argument("--fid-samples", type=cli.count, default=10_000, help="samples per seed (and test images)")
-    g.add_argument("--feature-train-size", type=cli.count, default=None,
-                   help="train the FID feature CNN on the first N training images (default: all)")
-    g.add_argument("--feature-epochs", type=cli.count, default=None, help="epochs of the FID feature CNN (default 3)")
+    cli.add_fid_flags(parser.add_argument_group("FID"))
     args = parser.parse_args(argv)
     from jaxwvae.reports import study
 
@@ -41,9 +37,8 @@ def main(argv):
     common = cli.given_fields(args)
     if common.pop("dataset", "mnist") != "mnist":
         raise cli.UserError("the λ study runs on MNIST, the paper's dataset for Figures 3–4; drop --dataset")
-    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
     out = args.out or cli.default_out(cli.config_from_args(args), "lambda_study")
-    report = study.run(out, common, fid_samples=args.fid_samples, feature_recipe=recipe or None,
+    report = study.run(out, common, fid_samples=args.fid_samples, feature_recipe=cli.feature_recipe(args),
                        progress=not args.no_progress, names=names)
     print(study.markdown(report))
     print(f"written into {out}")

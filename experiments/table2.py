@@ -2,13 +2,14 @@
 
     python experiments/table2.py --seeds 30 --out runs/table1      # reads the Table 1 sweeps if present
     python experiments/table2.py --seeds 2 --epochs 1 --train-size 2000 --sizes 500,1000 --augment 500 \\
-        --test-size 500 --out /tmp/t2                                # a smoke run
+        --classifier-test-size 500 --out /tmp/t2                     # a smoke run
 
 Runs (or reads) the ELBO_W (adaptive λ) and ELBO_KL sweeps under --out, takes each one's best seed
 by FID (as in Table 1), reconstructs --augment training images with it, and trains
 --classifier-seeds CNNs per cell on the originals alone, + ELBO_KL and + ELBO_W reconstructions.
-Writes table2.md and table2.json into --out. Here --test-size is the classifier's test images
-(drawn from the test split, which no model trains on).
+Writes table2.md and table2.json into --out. --classifier-test-size is the number of the classifier's
+test images (drawn from the test split, which no model trains on); --test-size is the sweeps', as in
+sweep.py.
 
 Measured: see README.md, "Results", for the command, machine, runtime and the numbers it produced.
 """
@@ -20,8 +21,7 @@ from jaxwvae import cli
 
 
 def main(argv):
-    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     conflict_handler="resolve")
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_flags(parser)
     from jaxwvae.data import augment
     from jaxwvae.evaluation import classifier
@@ -34,8 +34,8 @@ def main(argv):
     g.add_argument("--augment", type=int, default=tables.TABLE2_AUGMENT, help="reconstructed images added (10000)")
     g.add_argument("--augment-source", choices=augment.SOURCES, default="originals",
                    help="reconstruct images inside the original set (default) or outside every original set")
-    g.add_argument("--test-size", type=cli.count, default=tables.TABLE2_TEST_SIZE,
-                   help="classifier test images, from the test split (default 3000)")
+    g.add_argument("--classifier-test-size", type=cli.count, default=tables.TABLE2_TEST_SIZE,
+                   help=f"classifier test images, from the test split (default {tables.TABLE2_TEST_SIZE})")
     g.add_argument("--classifier-seeds", type=cli.count, default=tables.TABLE2_SEEDS,
                    help="CNNs per cell, trained at once (default 3)")
     g.add_argument("--classifier-epochs", type=cli.count, default=classifier.TABLE2_EPOCHS,
@@ -45,10 +45,9 @@ def main(argv):
     args = parser.parse_args(argv)
 
     common = cli.given_fields(args)
-    for name in ("dataset", "test_size"):  # rows come from --datasets; --test-size is the classifier's here
-        common.pop(name, None)
+    common.pop("dataset", None)  # the rows' datasets come from --datasets
     out = args.out or cli.default_out(cli.config_from_args(args), "table2")
-    report = tables.table2(out, common, sizes=args.sizes, augment=args.augment, test_size=args.test_size,
+    report = tables.table2(out, common, sizes=args.sizes, augment=args.augment, test_size=args.classifier_test_size,
                            source=args.augment_source, classifier_seeds=args.classifier_seeds,
                            classifier_epochs=args.classifier_epochs, classifier_steps=args.classifier_steps,
                            **cli.table_options(args))

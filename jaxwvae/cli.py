@@ -1,8 +1,11 @@
 """Command-line flags -> ``SweepConfig`` -> library; the scripts in ``experiments/`` call these.
 
-Every flag maps to one config field; flags not given keep the preset's value,
-so a saved config can be compared with what a resumed command asks for. A bad
-input ends with one line on stderr and exit status 2, never a traceback.
+The config's flags are made from :class:`~jaxwvae.config.SweepConfig`'s fields
+(``--field-name`` sets ``field_name``; its help, type and choices come from the field);
+the others (``--out``, ``--resume``, ``--preset``, ...) are written out below. Flags not
+given keep the preset's value, so a saved config can be compared with what a resumed
+command asks for. A bad input ends with one line on stderr and exit status 2, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import dataclasses
 import datetime
 import pathlib
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
 
 from jaxwvae import config as config_lib
@@ -48,20 +53,73 @@ def number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(config_lib.SweepConfig)}
+_HINTS = typing.get_type_hints(config_lib.SweepConfig)
+
+# The config fields every experiment takes (add_common_flags); the others are sweep.py's (add_sweep_flags).
+COMMON_FIELDS = ("seeds", "dataset", "epochs", "batch_size", "train_size", "test_size", "data_dir")
+
+
+def _value_parser(hint) -> Callable | None:
+    """The argparse ``type`` of a field's annotation (``X | None`` as ``X``): None for text, ``bool`` for a switch."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:  # integers (1,1,0 or 512,256); other tuples are read by their flag
+        return ints if typing.get_args(hint)[0] is int else None
+    return {int: count, float: number, str: None, bool: bool}[hint]
+
+
+def _shown(value) -> str:
+    """A default as the help prints it ('' for none)."""
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def field_help(name: str, default: str | None = None) -> str:
+    """The help of field ``name`` (its ``metadata["help"]``) with its default."""
+    f = _FIELDS[name]
+    shown = _shown(f.default) if default is None else default
+    return (f.metadata["help"] + (f" (default {shown})" if shown else "")).replace("%", "%%")
+
+
+def add_field_flag(group, name: str, **overrides) -> None:
+    """``--field-name`` for config field ``name``, typed by its annotation; not given: absent from the args.
+
+    A field that names a registry entry lists its choices in the usage; the config checks the value
+    (:meth:`SweepConfig.validate`), so the message is the same for a flag, a grid and a saved config.
+    """
+    f = _FIELDS[name]
+    kwargs = {"default": argparse.SUPPRESS, "help": field_help(name)}
+    parse = _value_parser(_HINTS[name])
+    if parse is bool:
+        kwargs.update(action="store_const", const=True)
+    elif parse is not None:
+        kwargs["type"] = parse
+    if f.metadata["choices"]:
+        kwargs["metavar"] = "{" + ",".join(f.metadata["choices"]) + "}"
+    kwargs.update(overrides)
+    group.add_argument(_flag(name), **kwargs)
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """The flags every experiment shares with sweep.py (all default to 'not given')."""
-    S = argparse.SUPPRESS
     g = parser.add_argument_group("sweep")
     g.add_argument("--preset", choices=sorted(config_lib.PRESETS), default="paper_mnist",
                    help="base configuration the other flags modify (default: paper_mnist)")
-    g.add_argument("--seeds", type=count, default=S, help="train seeds 0..N-1 (default 30)")
-    g.add_argument("--seed-list", type=ints, default=S, help="train these seeds, e.g. 3,7,11")
-    g.add_argument("--dataset", default=S, help="mnist or fashion_mnist")
-    g.add_argument("--epochs", type=count, default=S, help="epochs (default 15)")
-    g.add_argument("--batch-size", type=count, default=S, help="batch size (default 100)")
-    g.add_argument("--train-size", type=count, default=S, help="use the first N training images")
-    g.add_argument("--test-size", type=count, default=S, help="evaluate on the first N test images")
-    g.add_argument("--data-dir", default=S, help="folder with the IDX files (else $JAXWVAE_DATA_DIR, cache, download)")
+    for name in COMMON_FIELDS:
+        if name == "seeds":  # a count N of seeds 0..N-1, or the seeds themselves by --seed-list
+            add_field_flag(g, name, type=count, help=field_help(name, str(len(_FIELDS[name].default))))
+            g.add_argument("--seed-list", type=ints, default=argparse.SUPPRESS,
+                           help="train these seeds, e.g. 3,7,11")
+        else:
+            add_field_flag(g, name)
     g.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default runs/<dataset>_<objective>_<time>)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = parser.add_argument_group("several processes (hosts); see BUILD.md")
@@ -73,42 +131,32 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags of one sweep's model, objective and λ rule."""
-    S = argparse.SUPPRESS
+    """Flags of one sweep's model, objective and λ rule: every config field :func:`add_common_flags` leaves."""
     g = parser.add_argument_group("model and objective")
-    g.add_argument("--objective", default=S, help="w (ELBO_W), kl (ELBO_KL) or wae (WAE-MMD)")
-    g.add_argument("--lam", default=S, help="initial λ: a number, or uniform:LOW:HIGH drawn per replica")
-    g.add_argument("--lambda-rule", default=S, help="arima (adaptive, default for w) or fixed")
-    g.add_argument("--forecaster", default=S, help="device (default), host or statsmodels")
-    g.add_argument("--arima-order", type=ints, default=S, help="p,d,q of the T forecaster (default 1,1,0)")
-    g.add_argument("--lambda-c", type=number, default=S, help="step size c of the λ rule (default 0.05)")
-    g.add_argument("--lambda-min", type=number, default=S, help="lower bound of the adaptive λ (default 0)")
-    g.add_argument("--lambda-max", type=number, default=S, help="upper bound of the adaptive λ (default none)")
-    g.add_argument("--lambda-t-scale", type=number, default=S,
-                   help="1: T inside the rule's β (default); 2: the paper's printed 2T")
-    g.add_argument("--lambda-sign-zero", type=number, default=S, help="sign(0) in the rule's β: 1 (default), 0 or -1")
-    g.add_argument("--refit-every", type=count, default=S, help="statsmodels: refit every k steps, extend between")
-    g.add_argument("--latent-dim", type=count, default=S, help="latent size m (default 20)")
-    g.add_argument("--hidden", type=ints, default=S, help="encoder widths (default 512,256)")
-    g.add_argument("--sigma-max-one", action="store_const", const=True, default=S,
-                   help="the paper's adjusted ReLU: keep every σ <= 1")
-    g.add_argument("--learning-rate", type=number, default=S, help="Adam step size (default 1e-3)")
-    g.add_argument("--grid", action="append", default=S, metavar="NAME=V1,V2,...",
-                   help="vary a field between replicas (repeatable; replicas = product of the lists x seeds), "
-                        "e.g. --grid lambda_c=0.05,0.005 --grid lam=1,uniform:0:20; fields: "
-                        + ", ".join(grid.FIELDS))
-    g.add_argument("--steps-per-call", type=count, default=S, help="steps per compiled call (default 100)")
-    g.add_argument("--replica-loop", choices=config_lib.REPLICA_LOOPS, default=S,
-                   help="vmap: batch the replicas (GPU/TPU); map: one after another in the same program "
-                        "(CPU); auto (default): map on a single CPU device, else vmap")
-    g.add_argument("--checkpoint-every", type=count, default=S, help="steps between checkpoints (0: none)")
+    for name in _FIELDS:
+        if name == "grid":  # NAME=V1,V2,..., repeated: the product of the lists (jaxwvae.config.grid)
+            add_field_flag(g, name, action="append", metavar="NAME=V1,V2,...",
+                           help=field_help(name) + "; fields: " + ", ".join(grid.FIELDS))
+        elif name not in COMMON_FIELDS:
+            add_field_flag(g, name)
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     g.add_argument("--overwrite", action="store_true", help="replace the run saved in --out")
     g.add_argument("--plots", action="store_true", help="write PNG plots of T, λ and the loss into --out")
 
 
-_NOT_CONFIG = {"preset", "out", "no_progress", "resume", "overwrite", "plots", "seed_list",
-               "coordinator", "num_processes", "process_id", "distributed"}
+def add_fid_flags(group) -> None:
+    """How many samples FID compares, and the recipe of the small feature CNN (:func:`feature_recipe`)."""
+    group.add_argument("--fid-samples", type=count, default=10_000, help="samples per seed (and test images)")
+    group.add_argument("--feature-train-size", type=count, default=None,
+                       help="train the FID feature CNN on the first N training images (default: all)")
+    group.add_argument("--feature-epochs", type=count, default=None,
+                       help="epochs of the FID feature CNN (default 3)")
+
+
+def feature_recipe(args: argparse.Namespace) -> dict | None:
+    """The FID feature CNN's recipe that :func:`add_fid_flags` sets (None: the default one)."""
+    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
+    return recipe or None
 
 
 def add_table_flags(parser: argparse.ArgumentParser) -> None:
@@ -117,22 +165,18 @@ def add_table_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--datasets", default="mnist,fashion_mnist", help="comma-separated datasets")
     g.add_argument("--inception-weights", default=None,
                    help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: FID on the Inception scale")
-    g.add_argument("--fid-samples", type=count, default=10_000, help="samples per seed (and test images)")
-    g.add_argument("--feature-train-size", type=count, default=None,
-                   help="train the FID feature CNN on the first N training images (default: all)")
-    g.add_argument("--feature-epochs", type=count, default=None, help="epochs of the FID feature CNN (default 3)")
+    add_fid_flags(g)
 
 
 def table_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``jaxwvae.reports.tables.table1``/``table2`` that :func:`add_table_flags` sets."""
-    recipe = {k: v for k, v in (("train_size", args.feature_train_size), ("epochs", args.feature_epochs)) if v}
     return {"datasets": tuple(args.datasets.split(",")), "inception_weights": args.inception_weights,
-            "fid_samples": args.fid_samples, "feature_recipe": recipe or None, "progress": not args.no_progress}
+            "fid_samples": args.fid_samples, "feature_recipe": feature_recipe(args), "progress": not args.no_progress}
 
 
 def given_fields(args: argparse.Namespace) -> dict:
     """The config fields the command line sets explicitly."""
-    given = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
+    given = {k: v for k, v in vars(args).items() if k in _FIELDS}
     if "seeds" in given and "seed_list" in vars(args):
         raise ConfigError("pass --seeds N or --seed-list, not both")
     if "seeds" in given:
@@ -144,7 +188,7 @@ def given_fields(args: argparse.Namespace) -> dict:
         given["seeds"] = args.seed_list
     if "grid" in given:
         given["grid"] = grid.parse(given["grid"])
-    return {k: v for k, v in given.items() if k in {f.name for f in dataclasses.fields(config_lib.SweepConfig)}}
+    return given
 
 
 def config_from_args(args: argparse.Namespace) -> config_lib.SweepConfig:
@@ -179,8 +223,8 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = 
         return 130
 
 
-def sweep_main(argv: Sequence[str]) -> int:
-    """``experiments/sweep.py``: one sweep of seeds as one program."""
+def sweep_parser() -> ArgumentParser:
+    """The command line of ``experiments/sweep.py``: every config field's flag, and the run's."""
     parser = ArgumentParser(
         prog="sweep.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train every seed of a sweep as one compiled program; writes config.json, results.json, "
@@ -190,7 +234,12 @@ def sweep_main(argv: Sequence[str]) -> int:
                "  python experiments/sweep.py --resume --out runs/mnist_w # continue a killed run")
     add_common_flags(parser)
     add_sweep_flags(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def sweep_main(argv: Sequence[str]) -> int:
+    """``experiments/sweep.py``: one sweep of seeds as one program."""
+    args = sweep_parser().parse_args(argv)
     from jaxwvae.engine import distributed, sweep
     from jaxwvae.runs import runlock
 

@@ -46,7 +46,7 @@ def test_plan_is_seeded():
     (dict(sizes=(0,)), "positive"),
     (dict(sizes=(5_000,), augment=10_000), "--augment 5000 or less"),
     (dict(sizes=(60_000,), source="others"), "--augment-source originals"),
-    (dict(test_size=20_000), "--test-size"),
+    (dict(test_size=20_000), "--classifier-test-size"),
     (dict(source="nowhere"), "unknown --augment-source"),
 ])
 def test_plan_rejects_impossible_requests(kwargs, needle):
@@ -85,7 +85,7 @@ def test_no_test_image_in_any_training_set(data_dir):
 def table2_out(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("table2")
     args = ["--seeds", "2", "--epochs", "1", "--train-size", "1000", "--batch-size", "10", "--no-progress",
-            "--datasets", "mnist", "--sizes", "600,300", "--augment", "300", "--test-size", "500",
+            "--datasets", "mnist", "--sizes", "600,300", "--augment", "300", "--classifier-test-size", "500",
             "--classifier-seeds", "2", "--classifier-epochs", "8", "--fid-samples", "500",
             "--feature-train-size", "2000", "--feature-epochs", "1", "--data-dir", str(data_dir), "--out", str(out)]
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "table2.py"), *args], capture_output=True,

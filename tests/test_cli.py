@@ -1,5 +1,6 @@
 """experiments/sweep.py: a real 2-seed run, and one clear line with exit status 2 for each bad input."""
 
+import dataclasses
 import gzip
 import json
 import os
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import cli
+from jaxwvae.config import SweepConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMALL = ["--train-size", "2000", "--test-size", "500", "--epochs", "1", "--hidden", "64,32", "--latent-dim", "8",
@@ -229,6 +231,7 @@ BAD_INPUT = {
     "non-numeric seed list": _flags("--seed-list", "1,b", message="'1,b' is not a comma-separated list"),
     "non-numeric λ": _flags("--lam", "big", message="--lam 'big' is not a number"),
     "unknown preset": _flags("--preset", "huge", message="argument --preset: invalid choice: 'huge'"),
+    "unknown replica loop": _flags("--replica-loop", "pmap", message="--replica-loop 'pmap': unknown replica loop"),
 }
 
 
@@ -250,3 +253,68 @@ def test_bad_input_widened_is_one_line_status_2_nothing_written(kind, data_dir, 
     line = one_error_line(capsys)
     assert line.startswith("error: ") and message in line, line
     assert snapshot(target) == before  # nothing created, nothing changed
+
+
+# ---------------------------------------------------------------------- flags from the config's fields
+def test_every_config_field_has_exactly_one_flag():
+    actions = cli.sweep_parser()._actions
+    for f in dataclasses.fields(SweepConfig):  # no field is left out
+        flag = "--" + f.name.replace("_", "-")
+        setting = [a for a in actions if a.dest == f.name]
+        assert [a.option_strings for a in setting] == [[flag]], f.name
+        assert setting[0].help.startswith(f.metadata["help"].replace("%", "%%")), f.name
+    options = [o for a in actions for o in a.option_strings]
+    assert len(options) == len(set(options))
+
+
+def test_flags_parse_into_their_fields():
+    argv = ["--dataset", "fashion_mnist", "--objective", "kl", "--seed-list", "3,7", "--lam", "uniform:0:20",
+            "--lambda-rule", "fixed", "--forecaster", "host", "--arima-order", "2,1,0", "--lambda-c", "0.5",
+            "--lambda-min", "0.1", "--lambda-max", "20", "--lambda-t-scale", "2", "--lambda-sign-zero", "-1",
+            "--refit-every", "5", "--epochs", "2", "--batch-size", "10", "--train-size", "100", "--test-size", "50",
+            "--latent-dim", "4", "--hidden", "8,4", "--sigma-max-one", "--learning-rate", "0.01", "--data-dir", "d",
+            "--steps-per-call", "7", "--replica-loop", "map", "--checkpoint-every", "0", "--grid", "lambda_c=1,2"]
+    given = cli.given_fields(cli.sweep_parser().parse_args(argv))
+    assert set(given) == {f.name for f in dataclasses.fields(SweepConfig)}  # every field has a flag that sets it
+    assert given["seeds"] == (3, 7) and given["arima_order"] == (2, 1, 0) and given["hidden"] == (8, 4)
+    assert given["lambda_max"] == 20.0 and given["lambda_sign_zero"] == -1.0 and given["sigma_max_one"] is True
+    assert given["refit_every"] == 5 and given["data_dir"] == "d" and given["grid"] == ((("lambda_c", 1.0),),
+                                                                                        (("lambda_c", 2.0),))
+    assert cli.given_fields(cli.sweep_parser().parse_args([])) == {}  # flags not given keep the preset's value
+
+
+def test_help_shows_the_registries_and_the_defaults():
+    text = cli.sweep_parser().format_help()
+    assert "--objective {w,kl,wae}" in text and "--dataset {mnist,fashion_mnist}" in text
+    assert "--forecaster {device,host,statsmodels}" in text and "--replica-loop {auto,vmap,map}" in text
+    assert "(default 512,256)" in text and "(default 30)" in text and "(default 0.05)" in text
+
+
+SCRIPTS = sorted((REPO / "experiments").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_help_of_every_script_runs(script):
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:")
+
+
+def test_no_flag_has_two_meanings():
+    """argparse refuses a flag defined twice unless a parser resolves the conflict by replacing one."""
+    for path in [*SCRIPTS, *(REPO / "benchmarks").glob("*.py"), *(REPO / "jaxwvae").rglob("*.py")]:
+        assert "conflict_handler" not in path.read_text(), path
+
+
+def test_table2_classifier_test_size_is_its_own_flag():
+    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "table2.py"), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert "--classifier-test-size" in proc.stdout
+    assert "evaluate on the first N test images" in proc.stdout  # --test-size: the sweeps', as in sweep.py
+
+
+def test_command_line_imports_no_jax():
+    """The registries' names come from jaxwvae.core.names, so building the parser stays light."""
+    code = "import sys, jaxwvae.cli; jaxwvae.cli.sweep_parser(); sys.exit('jax' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -5,7 +5,9 @@ import dataclasses
 import pytest
 
 from jaxwvae import config as config_lib
+from jaxwvae import data
 from jaxwvae.config import LamInit, SweepConfig
+from jaxwvae.core import lambda_rule, names, objectives
 from jaxwvae.errors import ConfigError
 
 
@@ -50,6 +52,7 @@ def test_bad_lam_says_what_and_how(text, message):
     ({"lambda_rule": "cosine"}, "--lambda-rule"),
     ({"objective": "kl", "lambda_rule": "arima"}, "--lambda-rule"),
     ({"forecaster": "gpu"}, "--forecaster"),
+    ({"replica_loop": "pmap"}, "--replica-loop 'pmap': unknown replica loop"),
     ({"arima_order": (1, 1)}, "--arima-order"),
     ({"arima_order": (1, -1, 0)}, "--arima-order"),
     ({"arima_order": (1, 1, 1)}, "--arima-order"),  # device forecaster: no MA terms
@@ -98,3 +101,34 @@ def test_reading_presets_are_the_studys_readings():
         for field, value in READINGS[name][1].items():
             assert getattr(config, field) == value, (preset, field)
     assert config_lib.paper_section3().resolved() == config_lib.paper_mnist().resolved()
+
+
+# ---------------------------------------------------------------------- registries
+def test_objective_table_pairs_each_name_with_its_function():
+    assert tuple(objectives.OBJECTIVES) == names.OBJECTIVES
+    assert [objectives.get(n).fn for n in ("w", "kl", "wae")] == [objectives.elbo_w, objectives.elbo_kl,
+                                                                   objectives.wae_mmd]
+    assert (objectives.get("w").default_lam, objectives.get("wae").default_lam) == (1.0, 10.0)
+
+
+def test_every_lambda_rule_name_is_a_rule_of_lambda_rule():
+    for name in names.LAMBDA_RULES:
+        rule = getattr(lambda_rule, name)()
+        assert isinstance(rule, lambda_rule.LambdaRule), name
+
+
+def test_fields_take_the_names_of_their_registries():
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(SweepConfig) if f.metadata["choices"]}
+    assert choices == {"dataset": data.DATASETS, "objective": names.OBJECTIVES, "lambda_rule": names.LAMBDA_RULES,
+                       "forecaster": names.FORECASTERS, "replica_loop": names.REPLICA_LOOPS}
+    assert (config_lib.FORECASTERS, config_lib.LAMBDA_RULES, config_lib.REPLICA_LOOPS) == (
+        names.FORECASTERS, names.LAMBDA_RULES, names.REPLICA_LOOPS)
+    for name, valid in choices.items():
+        for value in valid:
+            changes = {name: value} | ({"objective": "w"} if name == "lambda_rule" else {})
+            dataclasses.replace(SweepConfig(), **changes).validate()  # every registered name is accepted
+
+
+def test_every_field_says_what_it_means():
+    for f in dataclasses.fields(SweepConfig):
+        assert f.metadata["help"].strip(), f.name

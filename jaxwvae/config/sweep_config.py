@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import NamedTuple
 
 from jaxwvae import data
+from jaxwvae.core import names
 from jaxwvae.errors import ConfigError
-
-DATASETS = data.DATASETS
-OBJECTIVES = ("w", "kl", "wae")
-LAMBDA_RULES = ("fixed", "arima")
-FORECASTERS = ("device", "host", "statsmodels")
-REPLICA_LOOPS = ("auto", "vmap", "map")
 
 
 class LamInit(NamedTuple):
@@ -40,7 +36,7 @@ class LamInit(NamedTuple):
             raise ConfigError(f"--lam {text!r} is negative; λ weighs a distance and must be >= 0; {fix}")
         if high < low:
             raise ConfigError(f"--lam {text!r} has LOW > HIGH; write the range as uniform:{high:g}:{low:g}")
-        if not all(map(_finite, (low, high))):
+        if not all(map(math.isfinite, (low, high))):
             raise ConfigError(f"--lam {text!r} is not finite; {fix}")
         return cls(low, high)
 
@@ -48,60 +44,64 @@ class LamInit(NamedTuple):
         return f"{self.low:g}" if self.low == self.high else f"uniform:{self.low:g}:{self.high:g}"
 
 
-def _finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
+def _field(default, help: str, *, choices: tuple[str, ...] = ()):
+    """A config field whose meaning (``help``, also the flag's ``--help``) and valid names live with it."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
     """Everything a sweep needs; the defaults are the paper's MNIST setting (section 4).
 
+    Each field's ``metadata["help"]`` says what it means (the command line's ``--help`` reads it:
+    ``--field-name`` sets ``field_name``); ``metadata["choices"]`` lists the names a field may take,
+    from the registry that owns them (:mod:`jaxwvae.data`, :mod:`jaxwvae.core.names`).
+
     Fields left ``None`` are filled by :meth:`resolved` from the objective:
     λ from its registry default (1 for ``w`` and ``kl``, 10 for ``wae``), the
     λ rule ``arima`` for ``w`` (the paper's adaptive schedule), ``fixed`` otherwise.
-    The optimiser is Adam at ``learning_rate`` (the paper names none).
-
-    The λ rule's readings (``jaxwvae.core.lambda_rule``): ``lambda_c`` is c,
-    λ is kept in ``[lambda_min, lambda_max]`` (``None``: unbounded),
-    ``lambda_t_scale`` is 1 for T or 2 for the printed 2T inside β, and
-    ``lambda_sign_zero`` is the value of sign(0) in β (−1, 0 or +1).
-
-    ``replica_loop`` says how the compiled chunk runs the replicas: ``vmap``
-    (batched, for GPU/TPU), ``map`` (one after another inside the same
-    program, ``lax.map``: on a CPU one replica already fills the cores) or
-    ``auto`` (``map`` on a single CPU device, else ``vmap``).
+    The optimiser is Adam at ``learning_rate`` (the paper names none). The λ rule's
+    readings (``lambda_*``) are those of :mod:`jaxwvae.core.lambda_rule`.
 
     ``grid`` holds grid points, each a tuple of ``(field, value)`` pairs
     (``jaxwvae.config.grid``); the replicas are every point times every seed, all in
     one program. Empty: one point, the config itself.
     """
 
-    dataset: str = "mnist"
-    objective: str = "w"
-    seeds: tuple[int, ...] = tuple(range(30))
-    lam: str | None = None
-    lambda_rule: str | None = None
-    forecaster: str = "device"
-    arima_order: tuple[int, int, int] = (1, 1, 0)
-    lambda_c: float = 0.05
-    lambda_min: float = 0.0
-    lambda_max: float | None = None
-    lambda_t_scale: float = 1.0
-    lambda_sign_zero: float = 1.0
-    refit_every: int = 1
-    epochs: int = 15
-    batch_size: int = 100
-    train_size: int | None = None
-    test_size: int | None = None
-    latent_dim: int = 20
-    hidden: tuple[int, ...] = (512, 256)
-    sigma_max_one: bool = False
-    learning_rate: float = 1e-3
-    data_dir: str | None = None
-    steps_per_call: int = 100
-    replica_loop: str = "auto"
-    checkpoint_every: int = 600
-    grid: tuple[tuple[tuple[str, object], ...], ...] = ()
+    dataset: str = _field("mnist", "the dataset", choices=data.DATASETS)
+    objective: str = _field("w", "w (ELBO_W), kl (ELBO_KL) or wae (WAE-MMD)", choices=names.OBJECTIVES)
+    seeds: tuple[int, ...] = _field(tuple(range(30)), "train seeds 0..N-1")
+    lam: str | None = _field(None, "initial λ: a number, or uniform:LOW:HIGH drawn per replica "
+                                   "(default: the objective's, 1 for w and kl, 10 for wae)")
+    lambda_rule: str | None = _field(None, "arima: the paper's adaptive λ (default for w); fixed: λ stays "
+                                           "(default otherwise)", choices=names.LAMBDA_RULES)
+    forecaster: str = _field("device", "where the adaptive rule forecasts T: device (in the compiled step), "
+                                       "host (NumPy) or statsmodels (the reference ARIMA)",
+                             choices=names.FORECASTERS)
+    arima_order: tuple[int, int, int] = _field((1, 1, 0), "p,d,q of the T forecaster")
+    lambda_c: float = _field(0.05, "step size c of the λ rule")
+    lambda_min: float = _field(0.0, "lower bound of the adaptive λ")
+    lambda_max: float | None = _field(None, "upper bound of the adaptive λ (default: none)")
+    lambda_t_scale: float = _field(1.0, "1: T inside the rule's β; 2: the paper's printed 2T")
+    lambda_sign_zero: float = _field(1.0, "sign(0) in the rule's β: 1, 0 or -1")
+    refit_every: int = _field(1, "statsmodels: refit every k steps, extend between")
+    epochs: int = _field(15, "epochs")
+    batch_size: int = _field(100, "batch size")
+    train_size: int | None = _field(None, "use the first N training images (default: all)")
+    test_size: int | None = _field(None, "evaluate on the first N test images (default: all)")
+    latent_dim: int = _field(20, "latent size m")
+    hidden: tuple[int, ...] = _field((512, 256), "encoder widths")
+    sigma_max_one: bool = _field(False, "the paper's adjusted ReLU: keep every σ <= 1")
+    learning_rate: float = _field(1e-3, "Adam step size")
+    data_dir: str | None = _field(None, "folder with the IDX files (else $JAXWVAE_DATA_DIR, cache, download)")
+    steps_per_call: int = _field(100, "steps per compiled call")
+    replica_loop: str = _field("auto", "vmap: batch the replicas (GPU/TPU); map: one after another in the same "
+                                       "program (CPU); auto: map on a single CPU device, else vmap",
+                               choices=names.REPLICA_LOOPS)
+    checkpoint_every: int = _field(600, "steps between checkpoints; 0: none")
+    grid: tuple[tuple[tuple[str, object], ...], ...] = _field(
+        (), "vary a field between replicas (repeatable; replicas = product of the lists x seeds), "
+            "e.g. --grid lambda_c=0.05,0.005 --grid lam=1,uniform:0:20")
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> SweepConfig:
@@ -148,10 +148,10 @@ class SweepConfig:
             value = getattr(self, field)
             raise ConfigError(f"{flag} {_show(value)}: {problem}; {fix}")
 
-        if self.dataset not in DATASETS:
-            bad("dataset", "unknown dataset", f"choose one of {', '.join(DATASETS)}")
-        if self.objective not in OBJECTIVES:
-            bad("objective", "unknown objective", f"choose one of {', '.join(OBJECTIVES)}")
+        for f in dataclasses.fields(self):  # the fields that name a registry entry
+            choices, value = f.metadata["choices"], getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                bad(f.name, f"unknown {f.name.replace('_', ' ')}", f"choose one of {', '.join(choices)}")
         if len(self.seeds) == 0:
             bad("seeds", "a sweep needs at least one seed", "pass --seeds N with N >= 1 or --seed-list 0,1,2")
         if any((not isinstance(s, int)) or s < 0 or s >= 2**31 for s in self.seeds):
@@ -160,13 +160,9 @@ class SweepConfig:
             bad("seeds", "a seed appears twice", "list each seed once")
         if self.lam is not None:
             LamInit.parse(self.lam)
-        if self.lambda_rule is not None and self.lambda_rule not in LAMBDA_RULES:
-            bad("lambda_rule", "unknown rule", f"choose one of {', '.join(LAMBDA_RULES)}")
         if self.lambda_rule == "arima" and self.objective != "w":
             bad("lambda_rule", f"the adaptive rule weighs W2 and needs --objective w, not {self.objective}",
                 "pass --lambda-rule fixed")
-        if self.forecaster not in FORECASTERS:
-            bad("forecaster", "unknown forecaster", f"choose one of {', '.join(FORECASTERS)}")
         order = self.arima_order
         if len(order) != 3 or any((not isinstance(v, int)) or v < 0 for v in order) or order[0] + order[2] > 10 or order[1] > 2:
             bad("arima_order", "not an ARIMA order p,d,q of small non-negative integers (p + q <= 10, d <= 2)",
@@ -176,11 +172,11 @@ class SweepConfig:
                 "use q = 0, or --forecaster statsmodels for moving-average terms")
         if self.forecaster == "statsmodels" and sum(order) == 0:
             bad("arima_order", "statsmodels needs at least one parameter", "pass e.g. --arima-order 1,1,0")
-        if not (self.lambda_c > 0 and _finite(self.lambda_c)):
+        if not (self.lambda_c > 0 and math.isfinite(self.lambda_c)):
             bad("lambda_c", "c must be a positive number", "pass e.g. --lambda-c 0.05 (the paper's value)")
-        if not (self.lambda_min >= 0 and _finite(self.lambda_min)):
+        if not (self.lambda_min >= 0 and math.isfinite(self.lambda_min)):
             bad("lambda_min", "must be a number >= 0", "pass e.g. --lambda-min 0")
-        if self.lambda_max is not None and not (_finite(self.lambda_max) and self.lambda_max >= self.lambda_min):
+        if self.lambda_max is not None and not (math.isfinite(self.lambda_max) and self.lambda_max >= self.lambda_min):
             bad("lambda_max", f"must be a number >= --lambda-min {self.lambda_min:g}",
                 "pass e.g. --lambda-max 20, or omit it for no upper bound")
         if self.lambda_t_scale not in (1, 2):
@@ -205,10 +201,8 @@ class SweepConfig:
             bad("latent_dim", "must be >= 1", "pass e.g. --latent-dim 20")
         if not self.hidden or any(w < 1 for w in self.hidden):
             bad("hidden", "needs positive widths", "pass e.g. --hidden 512,256")
-        if not (self.learning_rate > 0 and _finite(self.learning_rate)):
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             bad("learning_rate", "must be a positive number", "pass e.g. --learning-rate 1e-3")
-        if self.replica_loop not in REPLICA_LOOPS:
-            bad("replica_loop", "unknown replica loop", f"choose one of {', '.join(REPLICA_LOOPS)}")
         if self.steps_per_call < 1:
             bad("steps_per_call", "must be >= 1", "pass e.g. --steps-per-call 100")
         if self.checkpoint_every < 0:

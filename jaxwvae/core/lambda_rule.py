@@ -185,7 +185,8 @@ def arima_update(state: ArimaState, t_value, order, xp=jnp):
 
 
 # --------------------------------------------------------------------------------------
-# Rules: λ and its forecaster behind one init/update pair.
+# Rules: λ and its forecaster behind one init/update pair. Each rule's constructor has the
+# rule's name in ``jaxwvae.core.names.LAMBDA_RULES`` (``fixed``, ``arima``).
 # --------------------------------------------------------------------------------------
 
 

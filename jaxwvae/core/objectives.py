@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxwvae.core import losses
+from jaxwvae.core import losses, names
 from jaxwvae.core.models import VAEOutputs
 
 METRICS = ("loss", "rec", "w2", "kl", "t_gap")
@@ -82,11 +82,12 @@ class Objective(NamedTuple):
     description: str
 
 
-OBJECTIVES: dict[str, Objective] = {
-    "w": Objective(elbo_w, 1.0, "ELBO_W: cross-entropy + λ·W2² (Chen & Liu)"),
-    "kl": Objective(elbo_kl, 1.0, "ELBO_KL: cross-entropy + KL (Kingma & Welling)"),
-    "wae": Objective(wae_mmd, 10.0, "WAE-MMD: 0.05·L2² + λ·MMD_IMQ (Tolstikhin et al.)"),
-}
+# keyed by ``jaxwvae.core.names.OBJECTIVES``, the one list of the names, in its order: w, kl, wae
+OBJECTIVES: dict[str, Objective] = dict(zip(names.OBJECTIVES, (
+    Objective(elbo_w, 1.0, "ELBO_W: cross-entropy + λ·W2² (Chen & Liu)"),
+    Objective(elbo_kl, 1.0, "ELBO_KL: cross-entropy + KL (Kingma & Welling)"),
+    Objective(wae_mmd, 10.0, "WAE-MMD: 0.05·L2² + λ·MMD_IMQ (Tolstikhin et al.)"),
+), strict=True))
 
 
 def get(name: str) -> Objective:

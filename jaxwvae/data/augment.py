@@ -50,7 +50,7 @@ def plan(n_train: int, n_test: int, sizes, augment: int, test_size: int, *, sour
     if augment < 0:
         raise UserError(f"--augment must be >= 0, got {augment}")
     if not 1 <= test_size <= n_test:
-        raise UserError(f"--test-size must be between 1 and the test split's {n_test} images, got {test_size}")
+        raise UserError(f"--classifier-test-size must be between 1 and the test split's {n_test} images, got {test_size}")
     if source not in SOURCES:
         raise UserError(f"unknown --augment-source {source!r}: use one of {', '.join(SOURCES)}")
     if source == "originals" and augment > sizes[0]:

@@ -1,0 +1,16 @@
+"""The names a sweep chooses among, each in one place, light enough for the command line to import.
+
+The modules that implement them read these tuples (importing them would pull in JAX):
+
+* :data:`OBJECTIVES`, the keys of :data:`jaxwvae.core.objectives.OBJECTIVES`, in its order;
+* :data:`LAMBDA_RULES`, the rule constructors of :mod:`jaxwvae.core.lambda_rule` of the same names;
+* :data:`FORECASTERS`, where the adaptive rule's forecast of T runs: ``device`` fused in the compiled
+  step, ``host`` the same estimator in NumPy (:mod:`jaxwvae.core.lambda_rule` with ``xp=np``),
+  ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.engine.statsmodels_rule`);
+* :data:`REPLICA_LOOPS`, how the compiled chunk runs the replicas (:func:`jaxwvae.engine.sweep.replica_loop`).
+"""
+
+OBJECTIVES = ("w", "kl", "wae")
+LAMBDA_RULES = ("fixed", "arima")
+FORECASTERS = ("device", "host", "statsmodels")
+REPLICA_LOOPS = ("auto", "vmap", "map")
