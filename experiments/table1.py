@@ -21,13 +21,13 @@ def main(argv):
     cli.add_common_flags(parser)
     cli.add_table_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae.reports import tables
+    from jaxwvae.reports import table1
 
     common = cli.given_fields(args)
     common.pop("dataset", None)  # the rows' datasets come from --datasets
     out = args.out or cli.default_out(cli.config_from_args(args), "table1")
-    report = tables.table1(out, common, **cli.table_options(args))
-    print(tables.table1_markdown(report))
+    report = table1.table1(out, common, **cli.table_options(args))
+    print(table1.table1_markdown(report))
     print(f"written into {out}")
     return 0
 

@@ -25,18 +25,18 @@ def main(argv):
     cli.add_common_flags(parser)
     from jaxwvae.data import augment
     from jaxwvae.evaluation import classifier
-    from jaxwvae.reports import tables
+    from jaxwvae.reports import table2
 
     cli.add_table_flags(parser)
     g = parser.add_argument_group("Table 2")
-    g.add_argument("--sizes", type=cli.ints, default=tables.TABLE2_SIZES,
+    g.add_argument("--sizes", type=cli.ints, default=table2.TABLE2_SIZES,
                    help="original training set sizes (default 10000,20000,60000)")
-    g.add_argument("--augment", type=int, default=tables.TABLE2_AUGMENT, help="reconstructed images added (10000)")
+    g.add_argument("--augment", type=int, default=table2.TABLE2_AUGMENT, help="reconstructed images added (10000)")
     g.add_argument("--augment-source", choices=augment.SOURCES, default="originals",
                    help="reconstruct images inside the original set (default) or outside every original set")
-    g.add_argument("--classifier-test-size", type=cli.count, default=tables.TABLE2_TEST_SIZE,
-                   help=f"classifier test images, from the test split (default {tables.TABLE2_TEST_SIZE})")
-    g.add_argument("--classifier-seeds", type=cli.count, default=tables.TABLE2_SEEDS,
+    g.add_argument("--classifier-test-size", type=cli.count, default=table2.TABLE2_TEST_SIZE,
+                   help=f"classifier test images, from the test split (default {table2.TABLE2_TEST_SIZE})")
+    g.add_argument("--classifier-seeds", type=cli.count, default=table2.TABLE2_SEEDS,
                    help="CNNs per cell, trained at once (default 3)")
     g.add_argument("--classifier-epochs", type=cli.count, default=classifier.TABLE2_EPOCHS,
                    help=f"epochs per CNN (default {classifier.TABLE2_EPOCHS})")
@@ -47,11 +47,11 @@ def main(argv):
     common = cli.given_fields(args)
     common.pop("dataset", None)  # the rows' datasets come from --datasets
     out = args.out or cli.default_out(cli.config_from_args(args), "table2")
-    report = tables.table2(out, common, sizes=args.sizes, augment=args.augment, test_size=args.classifier_test_size,
+    report = table2.table2(out, common, sizes=args.sizes, augment=args.augment, test_size=args.classifier_test_size,
                            source=args.augment_source, classifier_seeds=args.classifier_seeds,
                            classifier_epochs=args.classifier_epochs, classifier_steps=args.classifier_steps,
                            **cli.table_options(args))
-    print(tables.table2_markdown(report))
+    print(table2.table2_markdown(report))
     print(f"written into {out}")
     return 0
 

@@ -20,13 +20,13 @@ def main(argv):
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common_flags(parser)
     args = parser.parse_args(argv)
-    from jaxwvae.reports import tables
+    from jaxwvae.reports import table3
 
     common = cli.given_fields(args)
     dataset = common.pop("dataset", "mnist")
     out = args.out or cli.default_out(cli.config_from_args(args), "table3")
-    report = tables.table3(out, common, dataset=dataset, progress=not args.no_progress)
-    print(tables.table3_markdown(report))
+    report = table3.table3(out, common, dataset=dataset, progress=not args.no_progress)
+    print(table3.table3_markdown(report))
     print(f"written into {out}")
     return 0
 

@@ -169,7 +169,7 @@ def add_table_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def table_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments of ``jaxwvae.reports.tables.table1``/``table2`` that :func:`add_table_flags` sets."""
+    """Keyword arguments of ``jaxwvae.reports.table1.table1``/``table2.table2`` set by :func:`add_table_flags`."""
     return {"datasets": tuple(args.datasets.split(",")), "inception_weights": args.inception_weights,
             "fid_samples": args.fid_samples, "feature_recipe": feature_recipe(args), "progress": not args.no_progress}
 

@@ -1,4 +1,4 @@
-"""jaxwvae.evaluation.classifier: the CNN, vmapped training over seeds, chunked evaluation and the cached FID network."""
+"""jaxwvae.evaluation.cnn and classifier: the CNN, training over seeds, chunked evaluation, the cached FID network."""
 
 import functools
 
@@ -10,7 +10,7 @@ import pytest
 from jax import lax
 
 from jaxwvae import data
-from jaxwvae.evaluation import classifier
+from jaxwvae.evaluation import classifier, cnn
 
 N_TRAIN, N_TEST, SEEDS = 2000, 1000, (0, 1)
 RECIPE = dict(epochs=1, batch_size=32, learning_rate=2e-3)  # 63 Adam steps: 86-89% on 1,000 MNIST test images
@@ -46,7 +46,7 @@ def reference_cnn(params, x):
 
 @pytest.mark.parametrize("hidden, n_features, n_weight_layers", [(None, 3136, 3), (128, 128, 4)])
 def test_cnn_shapes_layers_and_reference(hidden, n_features, n_weight_layers):
-    model = classifier.CNN(hidden)
+    model = cnn.CNN(hidden)
     params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28)))
     kernels = [path for path, _ in jax.tree_util.tree_leaves_with_path(params) if path[-1].key == "kernel"]
     assert len(kernels) == n_weight_layers
@@ -60,7 +60,7 @@ def test_cnn_shapes_layers_and_reference(hidden, n_features, n_weight_layers):
     assert apply(params, x[0]).shape == (10,)
     reference = reference_cnn(params, x)
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
-    lax_conv = jax.jit(classifier.CNN(hidden, im2col=False).apply)(params, x)
+    lax_conv = jax.jit(cnn.CNN(hidden, im2col=False).apply)(params, x)
     np.testing.assert_allclose(lax_conv, reference, rtol=1e-5, atol=1e-5)
 
 

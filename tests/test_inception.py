@@ -18,6 +18,7 @@ import pytest
 
 from jaxwvae.errors import UserError
 from jaxwvae.evaluation import inception as inc
+from jaxwvae.evaluation import inception_net
 
 # Max |port - reference| over max |reference|, for the features and every intermediate.
 # Both sides compute in float32 through ~100 conv/BN/ReLU layers (oneDNN in torch, XLA here)
@@ -162,7 +163,7 @@ def test_resize_matches_torch_interpolate(size):
     ref = torch.nn.functional.interpolate(
         torch.from_numpy(images).permute(0, 3, 1, 2), size=(299, 299), mode="bilinear", align_corners=False
     ).permute(0, 2, 3, 1).numpy()
-    port = np.asarray(inc.resize_bilinear_torch(jnp.asarray(images), (299, 299)))
+    port = np.asarray(inception_net.resize_bilinear_torch(jnp.asarray(images), (299, 299)))
     np.testing.assert_allclose(port, ref, rtol=0, atol=RESIZE_ATOL)
 
 
@@ -184,7 +185,8 @@ def test_grey_features_and_intermediates_match_pytorch_fid(reference):
     assert 0.1 < ref.std() < 10, ref.std()
 
     variables = inc.variables_from_torch_state_dict(state)
-    apply = jax.jit(lambda v, x: inc.FIDInceptionV3().apply(v, x, capture_intermediates=True, mutable=["intermediates"]))
+    apply = jax.jit(lambda v, x: inception_net.FIDInceptionV3().apply(v, x, capture_intermediates=True,
+                                                                      mutable=["intermediates"]))
     port, state_out = apply(variables, jnp.asarray(GREY28))
     mid = state_out["intermediates"]
     for name, _ in hooks:
@@ -198,7 +200,7 @@ def test_rgb_features_match_pytorch_fid(reference):
     assert 0.1 < ref.std() < 10, ref.std()
     # The convenience wrapper, in batches of 2: the last one is zero-padded, the rows the same.
     feats = inc.inception_features(inc.variables_from_torch_state_dict(state), RGB64, batch_size=2)
-    assert feats.dtype == np.float32 and feats.shape == (3, inc.FEATURE_DIM)
+    assert feats.dtype == np.float32 and feats.shape == (3, inception_net.FEATURE_DIM)
     _assert_close(feats, ref, "pool3 features, 64x64 RGB")
 
 
@@ -305,12 +307,13 @@ def test_rejects_images_that_are_not_nhwc_grey_or_rgb():
     with pytest.raises(ValueError, match="1 or 3"):
         inc.inception_features({}, np.zeros((2, 3, 28, 28), np.float32))
     with pytest.raises(ValueError, match="NHWC"):
-        jax.eval_shape(inc.FIDInceptionV3().init, jax.random.key(0), jax.ShapeDtypeStruct((2, 28, 28), jnp.float32))
+        jax.eval_shape(inception_net.FIDInceptionV3().init, jax.random.key(0),
+                       jax.ShapeDtypeStruct((2, 28, 28), jnp.float32))
 
 
 def test_init_shapes_and_output_dim_without_weights():
     out = jax.eval_shape(
-        lambda x: inc.FIDInceptionV3().init_with_output(jax.random.key(0), x)[0],
+        lambda x: inception_net.FIDInceptionV3().init_with_output(jax.random.key(0), x)[0],
         jax.ShapeDtypeStruct((5, 28, 28, 1), jnp.float32),
     )
     assert out.shape == (5, 2048)

@@ -8,7 +8,8 @@ import pytest
 
 from jaxwvae import config as config_lib
 from jaxwvae.engine import sweep
-from jaxwvae.reports import tables
+from jaxwvae.evaluation import replica_fid
+from jaxwvae.reports.shared import mean_sd
 from jaxwvae.runs import rundir
 
 
@@ -51,6 +52,6 @@ def test_a_sweep_writes_only_strict_json_and_reads_null_back(data_dir, tmp_path)
 def test_fid_cache_with_null_reads_as_nan(tmp_path):
     rundir.write_json(tmp_path / "fid_x.json", {"n": 5, "features": "x", "seeds": [0, 1], "fid": [12.5, float("nan")]})
     strict_loads((tmp_path / "fid_x.json").read_text())
-    fids = tables.replica_fids(tmp_path, None, "x", None, n=5)
+    fids = replica_fid.replica_fids(tmp_path, None, "x", None, n=5)
     assert fids[0] == 12.5 and math.isnan(fids[1])
-    assert tables.mean_sd(fids) == (12.5, 0.0, 1)  # a null FID is left out like a NaN one
+    assert mean_sd(fids) == (12.5, 0.0, 1)  # a null FID is left out like a NaN one

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from jaxwvae.reports import paper
+from jaxwvae.core import stats
+from jaxwvae.reports import paper, table1, table2, table3
+from jaxwvae.reports.shared import mean_sd
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMON = ["--seeds", "2", "--epochs", "1", "--train-size", "1000", "--batch-size", "10", "--test-size", "500",
@@ -89,14 +91,12 @@ def test_table3_reads_the_same_sweeps(table1_out, data_dir):
 
 # ---------------------------------------------------------------------- statistics, on made-up rows (no training)
 def fid_row(variant, fids, excluded=(), dataset="mnist"):
-    from jaxwvae.reports import tables
-
     label = {v.name: v.label for v in paper.VARIANTS[dataset]}[variant]
     per_seed = {str(i): f for i, f in enumerate(fids)}
     kept = [f for s, f in per_seed.items() if s not in excluded]
-    return {"dataset": dataset, "variant": variant, "label": label, "fid_all": list(tables.mean_sd(fids)),
-            "fid_kept": list(tables.mean_sd(kept)), "fid_all_summary": tables.stats.summary(fids),
-            "fid_kept_summary": tables.stats.summary(kept), "paper": None, "fid_per_seed": per_seed,
+    return {"dataset": dataset, "variant": variant, "label": label, "fid_all": list(mean_sd(fids)),
+            "fid_kept": list(mean_sd(kept)), "fid_all_summary": stats.summary(fids),
+            "fid_kept_summary": stats.summary(kept), "paper": None, "fid_per_seed": per_seed,
             "excluded": {s: "underfit" for s in excluded}}
 
 
@@ -106,78 +106,66 @@ def no_nan(obj):
 
 
 def test_table1_tests_every_claimed_pair_for_both_elbo_w_rows():
-    from jaxwvae.reports import tables
-
     rng = np.random.default_rng(0)
     rows = [fid_row("w", list(rng.normal(20, 1, 10))), fid_row("w_fixed", list(rng.normal(20, 1, 10))),
             fid_row("kl", list(rng.normal(80, 4, 10)), excluded=("3",)),
             fid_row("wae", [*rng.normal(50, 3, 9), None])]  # a missing FID (JSON null) is left out
-    tests = no_nan(tables.table1_tests(rows))
+    tests = no_nan(table1.table1_tests(rows))
     pairs = {(t["lower"], t["higher"], t["seeds"]): t for t in tests}
-    assert set(pairs) == {(a, b, s) for a, b in tables.TABLE1_CLAIMS for s in ("all", "kept")}
+    assert set(pairs) == {(a, b, s) for a, b in table1.TABLE1_CLAIMS for s in ("all", "kept")}
     for t in tests:
         assert t["alternative"] == "less" and t["welch"]["p"] < 1e-6 and t["mann_whitney"]["p"] < 1e-4
     assert pairs[("wae", "kl", "all")]["n_a"] == 9 and pairs[("wae", "kl", "kept")]["n_b"] == 9
-    report = {"features": "cnn", "fid_samples": 100, "rows": rows, "ratios": tables.fid_ratios(rows), "tests": tests}
-    text = tables.table1_markdown(report)
+    report = {"features": "cnn", "fid_samples": 100, "rows": rows, "ratios": table1.fid_ratios(rows), "tests": tests}
+    text = table1.table1_markdown(report)
     assert "| mnist | all | ELBO_W (λ = 1 fixed) < WAE-MMD (λ = 10) | 10, 9 |" in text
     assert "95 % Student-t interval" in text and "Welch's t" in text and "Mann–Whitney U" in text
-    assert f"{tables.stats.format_summary(rows[2]['fid_kept_summary'])} |" in text and "n=9" in text
+    assert f"{stats.format_summary(rows[2]['fid_kept_summary'])} |" in text and "n=9" in text
 
 
 def test_table1_tests_of_identical_rows_give_large_p():
-    from jaxwvae.reports import tables
-
     fids = list(np.random.default_rng(1).normal(30, 2, 8))
-    tests = tables.table1_tests([fid_row("w", fids), fid_row("kl", fids)])
+    tests = table1.table1_tests([fid_row("w", fids), fid_row("kl", fids)])
     for t in tests:
         assert t["welch"]["p"] == pytest.approx(0.5) and t["mann_whitney"]["p"] > 0.4
 
 
 def test_missing_fids_do_not_break_ratios_or_best_replica():
-    from jaxwvae.reports import tables
-
     rows = [fid_row("w", [None, None]), fid_row("kl", [80.0, 82.0])]
-    ratios = no_nan(tables.fid_ratios(rows))
+    ratios = no_nan(table1.fid_ratios(rows))
     assert ratios[0]["ours"] is None
-    assert tables.best_replica([None, 12.0, float("nan"), 11.0], [{"excluded": False}] * 4) == 3
-    text = tables.table1_markdown({"features": "cnn", "fid_samples": 10, "rows": rows, "ratios": ratios,
-                                   "tests": tables.table1_tests(rows)})
+    assert table2.best_replica([None, 12.0, float("nan"), 11.0], [{"excluded": False}] * 4) == 3
+    text = table1.table1_markdown({"features": "cnn", "fid_samples": 10, "rows": rows, "ratios": ratios,
+                                   "tests": table1.table1_tests(rows)})
     assert "| mnist | ELBO_W (adaptive λ) | – | – |" in text and "2 or more finite values" in text
 
 
 def table3_row(variant, per_seed, batch=10):
-    from jaxwvae.reports import tables
-
     label = {v.name: v.label for v in paper.VARIANTS["mnist"]}[variant]
-    summ = {s: tables.stats.summary(v) for s, v in per_seed.items()}
+    summ = {s: stats.summary(v) for s, v in per_seed.items()}
     return {"variant": variant, "label": label, "per_image": {s: v["mean"] for s, v in summ.items()},
             "per_batch": {s: v["mean"] * batch for s, v in summ.items()}, "per_image_summary": summ,
-            "per_batch_summary": {s: tables.stats.summary([x * batch for x in v]) for s, v in per_seed.items()},
+            "per_batch_summary": {s: stats.summary([x * batch for x in v]) for s, v in per_seed.items()},
             "per_image_per_seed": per_seed, "seeds": 5, "batch_size": batch}
 
 
 def test_table3_tests_per_iteration():
-    from jaxwvae.reports import tables
-
     rows = [table3_row("w", {100: [100.0, 101.0, 99.0, 100.5, 99.5], 1000: [80.0, 81.0, 79.0, 80.5, 79.5]}),
             table3_row("kl", {100: [150.0, 151.0, 149.0, 150.5, 149.5], 1000: [80.0, 81.0, 79.0, 80.5, 79.5]})]
-    tests = no_nan(tables.table3_tests(rows))
+    tests = no_nan(table3.table3_tests(rows))
     by_step = {t["step"]: t for t in tests}
     assert [t["lower"] for t in tests] == ["w", "w"] and set(by_step) == {100, 1000}
     assert by_step[100]["welch"]["p"] < 1e-6 and by_step[100]["mann_whitney"]["p"] == pytest.approx(1 / 252)
     assert by_step[1000]["welch"]["p"] == pytest.approx(0.5) and by_step[1000]["mann_whitney"]["p"] > 0.4
-    text = tables.table3_markdown({"dataset": "mnist", "rows": rows, "tests": tests})
+    text = table3.table3_markdown({"dataset": "mnist", "rows": rows, "tests": tests})
     assert "| 100 | 1000 (8) [990, 1010] n=5; 100.0 per image |" in text
     assert "| 2000 | – | – | 14331 | 7769 |" in text and "| 100 | ELBO_W (adaptive λ) < ELBO_KL | 5, 5 |" in text
 
 
 def test_table2_tests_augmented_against_original():
-    from jaxwvae.reports import tables
-
     cells = {"original": {"per_seed": [60.0, 61.0, 59.5]}, "w": {"per_seed": [80.0, 81.0, 79.0]},
              "kl": {"per_seed": [60.0, 61.0, 59.5]}}
-    tests = {t["condition"]: t for t in no_nan(tables.table2_tests(cells))}
+    tests = {t["condition"]: t for t in no_nan(table2.table2_tests(cells))}
     assert set(tests) == {"w", "kl"} and tests["w"]["alternative"] == "greater"
     assert tests["w"]["welch"]["p"] < 1e-3 and tests["w"]["mann_whitney"]["p"] == pytest.approx(1 / 20)
     assert tests["kl"]["welch"]["p"] == pytest.approx(0.5) and tests["kl"]["mann_whitney"]["p"] > 0.4

@@ -294,8 +294,9 @@ class History:
         for name, values in metrics.items():
             self.arrays[name][:, step:step + values.shape[1]] = values
 
-    def last_median(self, name: str, step: int, replicas: int) -> float:
-        return float(np.nanmedian(self.arrays[name][:replicas, step - 1])) if step else float("nan")
+    def last_median(self, name: str, step: int, replicas: int) -> float | None:
+        """Median of ``name`` over the real replicas at step ``step`` (1-based; NaN if all diverged), None at 0."""
+        return float(np.nanmedian(self.arrays[name][:replicas, step - 1])) if step else None
 
 
 def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: bool = False,

@@ -1,7 +1,8 @@
 """Images from a finished sweep: samples from the prior and reconstructions, for every replica at once.
 
 A run folder's final checkpoint holds every replica's parameters on a leading
-axis; :func:`load_run` reads them without rebuilding the training state.
+axis; :func:`load_run` reads only them (:func:`jaxwvae.runs.checkpoint.restore_params`),
+without rebuilding the training state.
 Images are the decoder's mean, ``sigmoid(logits)``, in [0, 1].
 """
 
@@ -13,13 +14,13 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jaxwvae.config import SweepConfig, grid
 from jaxwvae.core import keys as keys_lib
 from jaxwvae.core.models import VAE
 from jaxwvae.errors import UserError
 from jaxwvae.runs import rundir
+from jaxwvae.runs.checkpoint import restore_params
 
 
 def load_run(out) -> tuple[SweepConfig, VAE, dict]:
@@ -31,15 +32,10 @@ def load_run(out) -> tuple[SweepConfig, VAE, dict]:
     if not (out / rundir.RESULTS).exists():
         raise UserError(f"{out} holds no finished run (no {rundir.RESULTS}); run or resume the sweep first")
     config = SweepConfig.from_json(rundir.read_json(out / rundir.CONFIG)["config"])
-    manager = ocp.CheckpointManager((out / rundir.CHECKPOINTS).absolute())
-    step = manager.latest_step()
-    if step is None:
-        raise UserError(f"{out}/{rundir.CHECKPOINTS} holds no checkpoint; the run's parameters are gone")
-    tree = manager.restore(step, args=ocp.args.StandardRestore())
-    manager.close()
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[: grid.replica_count(config)],
-                                    tree["states"]["params"])
     model = VAE(config.hidden, config.latent_dim, 784, config.sigma_max_one)
+    key = jax.random.PRNGKey(0)
+    like = jax.eval_shape(model.init, key, jnp.zeros((1, 784), jnp.float32), key)  # the structure only
+    params = jax.tree_util.tree_map(lambda x: x[: grid.replica_count(config)], restore_params(out, like))
     return config, model, params
 
 

@@ -8,7 +8,7 @@ the rule's step ``c`` and upper bound ``λ_max`` adds the points it needs to the
 same program. ELBO_KL and WAE-MMD, which are other objectives, run as two more
 sweeps on the same seeds. Each replica is scored as in the tables: test
 metrics, collapse (test KL < 1 nat, ``jaxwvae.core.exclusion.MIN_KL``) and FID on
-the CNN features (``jaxwvae.reports.tables.replica_fids``).
+the CNN features (``jaxwvae.evaluation.replica_fid.replica_fids``).
 
 T is reported as the library's T = W2² − KL (the paper prints 2T), per image.
 """
@@ -21,7 +21,10 @@ import numpy as np
 
 from jaxwvae.config import grid, paper_mnist, readings
 from jaxwvae.core import exclusion, stats
-from jaxwvae.reports import paper, plots, tables
+from jaxwvae.evaluation import replica_fid
+from jaxwvae.reports import paper, plots
+from jaxwvae.reports.shared import run_variant
+from jaxwvae.reports.table3 import table3_markdown, table3_row, table3_tests
 from jaxwvae.runs import rundir
 
 READINGS = readings.READINGS
@@ -121,7 +124,7 @@ def summarise(indices, runs, fids, history, steps_per_epoch) -> dict:
     }
 
 
-def run(out, common: dict, *, fid_samples: int = tables.FID_SAMPLES, feature_recipe: dict | None = None,
+def run(out, common: dict, *, fid_samples: int = replica_fid.FID_SAMPLES, feature_recipe: dict | None = None,
         progress: bool = True, names=None) -> dict:
     """Run (or read, or resume) the study's three sweeps under ``out``; write ``study.json``, ``study.md``, PNGs.
 
@@ -137,11 +140,11 @@ def run(out, common: dict, *, fid_samples: int = tables.FID_SAMPLES, feature_rec
     base = {k: v for k, v in common.items() if k not in ("dataset", "objective", "grid", "lam", "lambda_rule")}
     for objective in ("kl", "wae"):
         sweeps[objective] = (paper_mnist(objective=objective, **base).resolved(), out / f"mnist_{objective}")
-    results = {name: tables.run_variant(c, d, progress=progress) for name, (c, d) in sweeps.items()}
+    results = {name: run_variant(c, d, progress=progress) for name, (c, d) in sweeps.items()}
 
-    feature_name, feature_fn = tables.feature_function("mnist", data_dir, None, feature_recipe)
-    test_stats = tables.test_feature_stats("mnist", data_dir, feature_fn, fid_samples)
-    fids = {name: tables.replica_fids(d, feature_fn, feature_name, test_stats, fid_samples)
+    feature_name, feature_fn = replica_fid.feature_function("mnist", data_dir, None, feature_recipe)
+    test_stats = replica_fid.test_feature_stats("mnist", data_dir, feature_fn, fid_samples)
+    fids = {name: replica_fid.replica_fids(d, feature_fn, feature_name, test_stats, fid_samples)
             for name, (_, d) in sweeps.items()}
     history = _history(sweeps["w"][1])
     runs = results["w"]["runs"]
@@ -192,10 +195,10 @@ def table3_report(history: dict, members, reading_index: dict, kl_dir: pathlib.P
     configs as ``jaxwvae.reports.paper.VARIANTS``; ELBO_KL is the study's KL sweep.
     """
     variants = {v.name: v for v in paper.VARIANTS["mnist"]}
-    rows = [tables.table3_row(variants[name], history["loss"][members(reading_index[reading])], batch)
+    rows = [table3_row(variants[name], history["loss"][members(reading_index[reading])], batch)
             for name, reading in (("w", "section3"), ("w_fixed", "fixed1"))]
-    rows.append(tables.table3_row(variants["kl"], _history(kl_dir)["loss"], batch))
-    return {"dataset": "mnist", "rows": rows, "tests": tables.table3_tests(rows)}
+    rows.append(table3_row(variants["kl"], _history(kl_dir)["loss"], batch))
+    return {"dataset": "mnist", "rows": rows, "tests": table3_tests(rows)}
 
 
 def tables_label(objective: str) -> str:
@@ -258,7 +261,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {c:g} | " + " | ".join(cells) + " |")
     if "table3" in report:
         lines += ["", "Table 3 from the same sweeps (the paper's rows: Section 3's ELBO_W, ELBO_W at λ = 1, "
-                  "ELBO_KL):", "", tables.table3_markdown(report["table3"]).rstrip()]
+                  "ELBO_KL):", "", table3_markdown(report["table3"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,8 @@ kill during a save leaves the previous checkpoint intact; old ones are pruned.
 A checkpoint that cannot be read all the same (a full disk, files lost or
 overwritten, another config's) is skipped by :meth:`Checkpoints.restore_latest`
 for the one before it, and moved out of the way into ``checkpoints-unreadable``.
+:func:`restore_params` reads only the replicas' parameters of a run's newest
+checkpoint, for evaluation. Only this module knows the checkpoint's layout.
 """
 
 from __future__ import annotations
@@ -89,6 +91,25 @@ def _file_sizes(folder: pathlib.Path) -> dict[str, int]:
             if p.is_file() and p.name != FILES}
 
 
+def _check_files(folder: pathlib.Path) -> None:
+    """Raise Unreadable if a file listed in the step folder's :data:`FILES` is missing or has another size.
+
+    Checked before orbax reads: a short file would fail inside orbax's
+    concurrent reads, which report it noisily; a step saved without the list
+    (a kill right after orbax finished) is left to orbax.
+    """
+    try:
+        expected = rundir.read_json(folder / FILES)
+    except (OSError, UserError):
+        return
+    found = _file_sizes(folder)
+    for name, size in expected.items():
+        if name not in found:
+            raise Unreadable(f"{name} is missing")
+        if found[name] != size:
+            raise Unreadable(f"{name} holds {found[name]} bytes, {size} were written")
+
+
 class Checkpoints:
     """Save and restore a sweep's ``{"states", "history", "host", "train_s"}`` by step."""
 
@@ -130,7 +151,7 @@ class Checkpoints:
             "host": jax.tree_util.tree_map(abstract, host_template),
             "train_s": np.zeros((), np.float64),
         }
-        self._check_files(step)
+        _check_files(self.directory / str(step))
         try:
             tree = self.manager.restore(step, args=ocp.args.StandardRestore(target))
             states = serialization.from_state_dict(states_template, tree["states"])
@@ -204,24 +225,40 @@ class Checkpoints:
             if folder.is_dir() and not (folder / FILES).exists():
                 rundir.write_json(folder / FILES, _file_sizes(folder))
 
-    def _check_files(self, step: int) -> None:
-        """Raise Unreadable if a file listed in the step's :data:`FILES` is missing or has another size.
-
-        Checked before orbax reads: a short file would fail inside orbax's
-        concurrent reads, which report it noisily; a step saved without the list
-        (a kill right after orbax finished) is left to orbax.
-        """
-        folder = self.directory / str(step)
-        try:
-            expected = rundir.read_json(folder / FILES)
-        except (OSError, UserError):
-            return
-        found = _file_sizes(folder)
-        for name, size in expected.items():
-            if name not in found:
-                raise Unreadable(f"{name} is missing")
-            if found[name] != size:
-                raise Unreadable(f"{name} holds {found[name]} bytes, {size} were written")
-
     def close(self) -> None:
         self.manager.close()
+
+
+def restore_params(out, like):
+    """Every replica's parameters in the newest checkpoint of the run in ``out``, as NumPy arrays.
+
+    ``like`` is one replica's parameters, or their ``jax.eval_shape``: only its
+    tree structure is used. Each returned leaf has the sweep's leading replica
+    axis (padding replicas included, after the real ones) and the stored shape
+    and dtype. Only the parameters are read, with an orbax partial restore: not
+    Adam's moments, the history or the forecaster, whose arrays are not even
+    opened. No checkpoint, an unreadable newest one, or parameters of another
+    structure are a UserError.
+    """
+    directory = (pathlib.Path(out) / rundir.CHECKPOINTS).absolute()
+    missing = UserError(f"{out}/{rundir.CHECKPOINTS} holds no checkpoint; the run's parameters are gone")
+    if not directory.is_dir():
+        raise missing
+    item = {"states": {"params": jax.tree_util.tree_map(lambda _: np.zeros((), np.float32), like)}}
+    restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    options = ocp.CheckpointManagerOptions(create=False)  # reads only: nothing is saved or deleted
+    with ocp.CheckpointManager(directory, options=options, item_handlers=ocp.PyTreeCheckpointHandler()) as manager:
+        step = manager.latest_step()
+        if step is None:
+            raise missing
+        try:
+            _check_files(directory / str(step))
+            args = ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+            params = manager.restore(step, args=args)["states"]["params"]
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types for one bad file
+            _quiet_failed_reads()
+            raise UserError(f"{out}/{rundir.CHECKPOINTS}: checkpoint {step} is unreadable ({_one_line(e)})") from e
+    if any(leaf is item_leaf for leaf, item_leaf in zip(jax.tree_util.tree_leaves(params),
+                                                         jax.tree_util.tree_leaves(item["states"]["params"]))):
+        raise UserError(f"{out}/{rundir.CHECKPOINTS}: checkpoint {step} holds parameters of another model")
+    return params

@@ -10,7 +10,8 @@ class Progress:
     """``Progress(total)``; call ``update(done, **values)`` after each chunk and ``close()`` at the end.
 
     On a terminal the line is redrawn in place; elsewhere (logs, CI) a line is
-    printed at most every ``min_interval`` seconds.
+    printed at most every ``min_interval`` seconds. A value of None (not known
+    yet) shows as ``–``; a NaN or ±inf value shows as such.
     """
 
     def __init__(self, total: int, *, label: str = "steps", enabled: bool = True, stream=None,
@@ -29,10 +30,10 @@ class Progress:
         self.last = now
         elapsed = now - self.start
         frac = done / self.total if self.total else 1.0
-        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        eta = f"{elapsed * (1 - frac) / frac:.1f}s" if frac > 0 else "–"
         bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        extra = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
-        line = f"[{bar}] {done}/{self.total} {self.label}  {elapsed:.1f}s  eta {eta:.1f}s  {extra}"
+        extra = "  ".join(f"{k} {_shown(v)}" for k, v in values.items())
+        line = f"[{bar}] {done}/{self.total} {self.label}  {elapsed:.1f}s  eta {eta}  {extra}"
         self.stream.write(("\r" + line) if self.tty else (line + "\n"))
         self.stream.flush()
 
@@ -40,3 +41,7 @@ class Progress:
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _shown(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"

@@ -1,0 +1,63 @@
+"""FID of every replica of a finished run: prior samples against the test images, on a chosen feature network.
+
+The features are those of the small CNN of :func:`jaxwvae.evaluation.classifier.feature_params`
+(trained once per dataset and cached), or InceptionV3's with pytorch-fid's weights
+(:mod:`jaxwvae.evaluation.inception`). A run's FIDs are cached in its folder, one file per
+feature network.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+
+from jaxwvae import data
+from jaxwvae.config import grid
+from jaxwvae.evaluation import classifier, fid, generate
+from jaxwvae.runs import rundir
+
+FID_SAMPLES = 10_000
+REPLICA_GROUP = 10  # replicas decoded at once (10 x 10,000 float32 images = 314 MB)
+
+
+def test_feature_stats(dataset: str, data_dir, feature_fn, n: int):
+    """Mean and covariance of the features of the first ``n`` test images."""
+    test_images, _ = data.load(dataset, "test", data_dir)
+    return fid.feature_stats(feature_fn(test_images[:n]))
+
+
+def feature_function(dataset: str, data_dir, inception_weights=None, feature_recipe: dict | None = None):
+    """``(name, images_u8 [n, 28, 28] -> features [n, d])``: the CNN features, or Inception's with weights.
+
+    ``feature_recipe`` (e.g. ``{"train_size": 2000, "epochs": 1}``) shrinks the CNN's training for tests;
+    the name then records it, so FIDs of different feature networks are never mixed.
+    """
+    if inception_weights is not None:
+        from jaxwvae.evaluation import inception
+
+        variables = inception.load_weights(inception_weights)
+        return "inception", lambda images: inception.inception_features(variables, images[..., None] / 255.0)
+    recipe = feature_recipe or {}
+    params = classifier.feature_params(dataset, data_dir, **recipe)
+    name = "-".join([f"cnn-{classifier.FEATURE_RECIPE_VERSION}", *(f"{k}{v}" for k, v in sorted(recipe.items()))])
+    return name, lambda images: classifier.features(params, images)
+
+
+def replica_fids(out: pathlib.Path, feature_fn, feature_name: str, test_stats, n: int = FID_SAMPLES) -> list[float]:
+    """FID of ``n`` prior samples of every replica against the test images (cached in ``fid_<features>.json``)."""
+    cache = out / f"fid_{feature_name}.json"
+    if cache.exists():
+        stored = rundir.read_json(cache)
+        if stored["n"] == n:
+            return [rundir.number(v) for v in stored["fid"]]  # null: a replica without a finite FID
+    config, model, params = generate.load_run(out)
+    replica_seeds = grid.replica_seeds(config)
+    values = []
+    for start in range(0, len(replica_seeds), REPLICA_GROUP):
+        seeds = replica_seeds[start:start + REPLICA_GROUP]
+        group = jax.tree_util.tree_map(lambda x: x[start:start + len(seeds)], params)
+        images = generate.to_uint8(generate.sample_prior(model, group, seeds, n))  # vmapped over the group
+        values += [fid.frechet_distance(*fid.feature_stats(feature_fn(one)), *test_stats) for one in images]
+    rundir.write_json(cache, {"n": n, "features": feature_name, "seeds": replica_seeds, "fid": values})
+    return values

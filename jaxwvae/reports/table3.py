@@ -1,0 +1,104 @@
+"""The paper's Table 3: the mean training loss over seeds at the paper's iterations, ELBO_KL and ELBO_W.
+
+``experiments/table3.py`` calls :func:`table3`; it reads (or runs) the same
+sweeps as Table 1. Each claim "ELBO_W's loss < ELBO_KL's" is tested one-sided
+per iteration (:func:`jaxwvae.core.stats.compare`).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from jaxwvae.core import stats
+from jaxwvae.reports import paper
+from jaxwvae.reports.shared import TESTS_NOTE, run_variant, tests_markdown, variant_config
+from jaxwvae.runs import rundir
+
+
+def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", progress: bool = True) -> dict:
+    """Mean training loss over seeds at the paper's iterations, ELBO_KL and ELBO_W; ``table3.md``/``.json``.
+
+    Per row and iteration: ``per_image`` / ``per_batch`` (the means), ``per_image_summary`` /
+    ``per_batch_summary`` (:func:`jaxwvae.core.stats.summary`) and ``per_image_per_seed`` (``None`` where a
+    seed's loss is not finite). ``tests``: :func:`table3_tests`.
+    """
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for variant in paper.VARIANTS[dataset]:
+        if variant.name not in ("kl", "w", "w_fixed"):
+            continue
+        run_dir = out / f"{dataset}_{variant.name}"
+        results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
+        with np.load(run_dir / rundir.HISTORY) as h:
+            loss = h["loss"]
+        rows.append(table3_row(variant, loss, results["config"]["batch_size"]))
+    report = {"dataset": dataset, "rows": rows, "tests": table3_tests(rows)}
+    rundir.write_json(out / "table3.json", report)
+    rundir.atomic_write_bytes(out / "table3.md", table3_markdown(report).encode())
+    return report
+
+
+def table3_row(variant: paper.Variant, loss: np.ndarray, batch: int) -> dict:
+    """One row of Table 3 from a sweep's per-step losses ``[seeds, steps]`` (per image)."""
+    steps = [s for s in paper.TABLE3_STEPS if s <= loss.shape[1]]
+    per_seed = {s: [float(v) if np.isfinite(v) else None for v in loss[:, s - 1]] for s in steps}
+    per_image = {s: stats.summary(v) for s, v in per_seed.items()}
+    per_batch = {s: stats.summary([None if v is None else v * batch for v in vs]) for s, vs in per_seed.items()}
+    return {"variant": variant.name, "label": variant.label,
+            "per_image": {s: v["mean"] for s, v in per_image.items()},
+            "per_batch": {s: v["mean"] for s, v in per_batch.items()},
+            "per_image_summary": per_image, "per_batch_summary": per_batch, "per_image_per_seed": per_seed,
+            "paper_per_batch": paper.TABLE3.get(variant.paper_key, {}), "seeds": loss.shape[0],
+            "batch_size": batch}
+
+
+def table3_tests(rows: list[dict]) -> list[dict]:
+    """Per iteration, the paper's claim "ELBO_W's loss < ELBO_KL's", one-sided, for each ELBO_W row.
+
+    Each entry: ``step``, ``lower`` (``w`` or ``w_fixed``), ``higher`` (``kl``), ``claim`` and
+    :func:`jaxwvae.core.stats.compare` of the per-seed losses per image with ``alternative="less"``
+    (a sum over the batch is the same test: the scale does not change t, U or p).
+    """
+    by = {r["variant"]: r for r in rows}
+    out = []
+    if "kl" not in by:
+        return out
+    for step in paper.TABLE3_STEPS:
+        for lower in ("w", "w_fixed"):
+            if lower in by and step in by[lower]["per_image_per_seed"] and step in by["kl"]["per_image_per_seed"]:
+                out.append({"step": step, "lower": lower, "higher": "kl",
+                            "claim": f"{by[lower]['label']} < {by['kl']['label']}",
+                            **stats.compare(by[lower]["per_image_per_seed"][step],
+                                            by["kl"]["per_image_per_seed"][step], alternative="less")})
+    return out
+
+
+def table3_markdown(report: dict) -> str:
+    rows = report["rows"]
+    batch = rows[0]["batch_size"] if rows else 100
+    lines = [f"Training loss over seeds at iteration t (the batch at step t, before its update), "
+             f"{report['dataset']}; summed over a batch of {batch} images like the paper: mean (sd) "
+             f"[95 % Student-t interval on the mean] n seeds, then the mean per image. "
+             f"ELBO_W includes λ_t · W2².", ""]
+    header = ("| iteration | " + " | ".join(f"{r['label']} (n={r['seeds']})" for r in rows)
+              + " | paper ELBO_KL | paper ELBO_W |")
+    lines += [header, "|" + "---|" * (len(rows) + 3)]
+    for s in paper.TABLE3_STEPS:
+        cells = [_table3_cell(r, s) for r in rows]
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {paper.TABLE3['kl'][s]:.0f} | {paper.TABLE3['w'][s]:.0f} |")
+    if report.get("tests"):
+        lines += ["", "The paper's claim, ELBO_W's loss below ELBO_KL's, tested one-sided at each iteration on the "
+                  "per-seed losses (small p supports it), for both ELBO_W rows. " + TESTS_NOTE, ""]
+        lines += tests_markdown(report["tests"], [("iteration", "step")])
+    return "\n".join(lines) + "\n"
+
+
+def _table3_cell(row: dict, step: int) -> str:
+    """``"mean (sd) [ci] n=N; m per image"`` per batch, or "–" for an iteration the run has no finite loss at."""
+    summary = row["per_batch_summary"].get(step)
+    if summary is None or summary["mean"] is None:
+        return "–"
+    return f"{stats.format_summary(summary, digits=0)}; {row['per_image'][step]:.1f} per image"
