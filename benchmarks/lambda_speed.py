@@ -25,7 +25,7 @@ import common
 import numpy as np
 
 from jaxwvae import config as config_lib
-from jaxwvae.engine import statsmodels_rule, sweep
+from jaxwvae.engine import statsmodels_pool, sweep
 
 PAPER_STEPS = 15 * 600
 FIT_LENGTHS = (100, 1000, 9000)
@@ -84,7 +84,7 @@ def measure(*, seeds: int, steps: int, refit_every: int, workers=None, data_dir=
         loops[name] = sweep.replica_loop(config)
         log(f"  {name}: {ms[name]:.2f} ms/step ({time.perf_counter() - start:.0f} s with compile)")
 
-    workers = statsmodels_rule.worker_count(workers, seeds)
+    workers = statsmodels_pool.worker_count(workers, seeds)
     fits = {n: fit_ms(n, base.arima_order, repeats=fit_repeats) for n in fit_lengths}
     # one refit per replica per step, spread over the workers; trapezoid over the history length
     lengths = np.array([1, *fit_lengths], float)

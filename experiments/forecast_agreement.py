@@ -7,7 +7,7 @@ the same estimator): its ``history.npz`` holds, per replica and step, the gap
 ``t_gap`` (T_t) and the running-sum ARIMA(p, d, 0) forecast ``t_forecast``
 (T̂_{t+1}) that moved λ. For the first K replicas and N steps this refits
 ``statsmodels.tsa.arima.model.ARIMA(T_1..T_t, order=arima_order, trend="n")``
-after every step t (``jaxwvae.engine.statsmodels_rule.reference_forecasts``; order
+after every step t (``jaxwvae.engine.forecast_reference.reference_forecasts``; order
 from the run's config.json, the same warm-up) and measures
 
 * the fraction of steps on which sign(device T̂) == sign(statsmodels T̂),
@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from jaxwvae import cli
-from jaxwvae.engine import statsmodels_rule
+from jaxwvae.engine import forecast_reference, statsmodels_pool
 from jaxwvae.errors import UserError
 from jaxwvae.runs import rundir
 
@@ -86,17 +86,17 @@ def main(argv) -> int:
         if not args.quiet:
             print(f"  {done}/{total} replicas, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
-    reference = statsmodels_rule.reference_forecasts(t_gap, order, refit_every=args.refit_every,
-                                                     workers=args.workers, progress=progress)
+    reference = forecast_reference.reference_forecasts(t_gap, order, refit_every=args.refit_every,
+                                                       workers=args.workers, progress=progress)
     wall_s = time.perf_counter() - start
-    summary = statsmodels_rule.forecast_agreement(device, reference)
+    summary = forecast_reference.forecast_agreement(device, reference)
     out = {
         "run": str(run),
         "arima_order": list(order),
         "replicas": replicas,
         "steps": steps,
         "refit_every": args.refit_every,
-        "workers": statsmodels_rule.worker_count(args.workers, replicas),
+        "workers": statsmodels_pool.worker_count(args.workers, replicas),
         "wall_s": wall_s,
         "seeds": [int(s) for s in seeds[:replicas]],
         **summary,

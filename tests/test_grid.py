@@ -11,6 +11,9 @@ from jaxwvae import config as config_lib
 from jaxwvae.config import grid
 from jaxwvae.core import lambda_rule
 from jaxwvae.engine import sweep
+from jaxwvae.engine.distributed import to_host
+from jaxwvae.engine.plan import make_plan
+from jaxwvae.engine.program import Engine
 from jaxwvae.errors import ConfigError
 from jaxwvae.replica import train
 from tests.test_sweep import load, small
@@ -117,8 +120,8 @@ def test_each_point_follows_its_own_values(grid_run):
 
 def test_sigma_cap_holds_for_its_point_only(data_dir):
     config = small(data_dir, seeds=(0, 1), grid=POINTS).resolved()
-    plan = sweep.make_plan(config, 2000, jax.device_count())
-    states = sweep.Engine(config, plan, 784).init_states()
+    plan = make_plan(config, 2000, jax.device_count())
+    states = Engine(config, plan, 784).init_states()
     x = jax.random.uniform(jax.random.key(1), (50, 784))
 
     def logvar(state):
@@ -144,13 +147,13 @@ def test_a_grid_replica_equals_a_solo_run_with_its_values(data_dir, tmp_path, gr
 
 def test_points_of_one_seed_start_from_the_same_parameters(data_dir):
     config = small(data_dir, seeds=(0, 1), grid=POINTS).resolved()
-    plan = sweep.make_plan(config, 2000, jax.device_count())
-    states = sweep.to_host(sweep.Engine(config, plan, 784).init_states())
+    plan = make_plan(config, 2000, jax.device_count())
+    states = to_host(Engine(config, plan, 784).init_states())
     for leaf in jax.tree_util.tree_leaves(states.params):
         np.testing.assert_array_equal(leaf[0::2], np.broadcast_to(leaf[0], leaf[0::2].shape))
-    orders = sweep.to_host(jax.vmap(train.epoch_order, in_axes=(0, None, None))(states, 0, 2000))
+    orders = to_host(jax.vmap(train.epoch_order, in_axes=(0, None, None))(states, 0, 2000))
     np.testing.assert_array_equal(orders[1::2], np.broadcast_to(orders[1], orders[1::2].shape))
-    rates = sweep.to_host(states.opt_state.hyperparams["learning_rate"])
+    rates = to_host(states.opt_state.hyperparams["learning_rate"])
     assert rates[4] == np.float32(3e-3) and rates[0] == np.float32(1e-3)
 
 

@@ -6,14 +6,16 @@ import pytest
 
 from jaxwvae import config as config_lib
 from jaxwvae.config import grid
-from jaxwvae.engine import memory, sweep
+from jaxwvae.engine import memory
+from jaxwvae.engine.plan import make_plan
+from jaxwvae.engine.program import Engine
 from jaxwvae.errors import UserError
 
 
 def engine_for(seeds: int, n_train: int = 3000, **changes):
     config = config_lib.paper_mnist(seeds=tuple(range(seeds)), lambda_rule="fixed", steps_per_call=5,
                                     **changes).resolved()
-    return sweep.Engine(config, sweep.make_plan(config, n_train, 1), 784)
+    return Engine(config, make_plan(config, n_train, 1), 784)
 
 
 def test_compiling_on_abstract_arguments_allocates_no_state():
@@ -51,9 +53,9 @@ def test_a_sweep_that_cannot_fit_says_how_many_replicas_do():
 def test_grid_points_count_as_replicas():
     config = config_lib.paper_mnist(seeds=(0, 1), grid=((("lambda_c", 0.1),), (("lambda_c", 0.2),),
                                                         (("lambda_c", 0.3),))).resolved()
-    plan = sweep.make_plan(config, 3000, 1)
+    plan = make_plan(config, 3000, 1)
     assert plan.replicas == grid.replica_count(config) == 6
-    engine = sweep.Engine(config, plan, 784)
+    engine = Engine(config, plan, 784)
     args = engine.abstract_args(3000, 784)
     assert args[0].params["params"]["encoder"]["Dense_0"]["kernel"].shape[0] == 6
 
@@ -66,7 +68,7 @@ def test_grid_points_count_as_replicas():
 ])
 def test_plan_uses_full_chunks_and_one_remainder(n_train, cap, chunk, remainder):
     config = config_lib.paper_mnist(seeds=(0,), steps_per_call=cap).resolved()
-    plan = sweep.make_plan(config, n_train, 1)
+    plan = make_plan(config, n_train, 1)
     assert (plan.chunk, plan.remainder) == (chunk, remainder)
     calls = plan.calls(0)
     assert sum(n for _, n in calls) == plan.steps_per_epoch

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 
-from jaxwvae.engine import sweep
+from jaxwvae.engine.history import History
 from jaxwvae.runs.progress import Progress
 
 
@@ -29,7 +29,7 @@ def test_a_value_not_known_yet_shows_as_a_dash():
 def test_the_sweep_passes_no_loss_before_the_first_chunk_is_recorded():
     # The sweep reports the median loss of the last recorded step; with lambda on the device the first chunk's
     # metrics are still in flight at the first update, so nothing is recorded yet (step 0).
-    history = sweep.History(["loss"], replicas=4, steps=3)
+    history = History(["loss"], replicas=4, steps=3)
     assert history.last_median("loss", 0, 3) is None
     history.record(0, {"loss": np.array([[1.0, 2.0], [3.0, np.nan], [np.nan, np.nan], [9.0, 100.0]], np.float32)})
     assert history.last_median("loss", 1, 3) == 2.0  # replicas 0 and 1 (2 has diverged; 3 is padding, not counted)

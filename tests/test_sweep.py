@@ -9,6 +9,9 @@ import pytest
 from jaxwvae import config as config_lib
 from jaxwvae.core import lambda_rule
 from jaxwvae.engine import sweep
+from jaxwvae.engine.distributed import to_host
+from jaxwvae.engine.plan import load_split, make_plan
+from jaxwvae.engine.program import Engine
 from jaxwvae.replica import train
 
 
@@ -122,9 +125,9 @@ def test_host_forecaster_equals_device_forecaster(data_dir, tmp_path_factory):
 
 def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
     config = small(data_dir, seeds=(0, 1, 2), lambda_rule="fixed", lam="1").resolved()
-    images_np = sweep.load_split(config, "train")
-    plan = sweep.make_plan(config, len(images_np), jax.device_count())
-    engine = sweep.Engine(config, plan, images_np.shape[1])
+    images_np = load_split(config, "train")
+    plan = make_plan(config, len(images_np), jax.device_count())
+    engine = Engine(config, plan, images_np.shape[1])
     images = engine.put_images(images_np)
 
     def run(poison):
@@ -136,8 +139,8 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
         orders = engine.orders(states, 0)
         for first in range(0, plan.steps_per_epoch, plan.chunk):
             states, metrics = engine.run_chunk(states, images, orders, first)
-            collected.append(sweep.to_host(metrics)["loss"])
-        return sweep.to_host(states), np.concatenate(collected, axis=1)
+            collected.append(to_host(metrics)["loss"])
+        return to_host(states), np.concatenate(collected, axis=1)
 
     clean_states, clean_loss = run(False)
     poisoned_states, poisoned_loss = run(True)
@@ -147,7 +150,7 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
     for a, b in zip(jax.tree_util.tree_leaves(clean_states.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])
     # the frozen replica kept its initial parameters, λ and forecaster state; its Adam moments stay finite
-    fresh = sweep.to_host(engine.init_states())
+    fresh = to_host(engine.init_states())
     for a, b in zip(jax.tree_util.tree_leaves(fresh.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[1], b[1])
     assert poisoned_states.lam[1] == np.inf and poisoned_states.step[1] == plan.steps_per_epoch
@@ -165,7 +168,7 @@ def test_a_remainder_call_ends_each_epoch_and_changes_nothing(data_dir, tmp_path
         out = tmp_path / str(cap)
         sweep.run(small(data_dir, train_size=2300, epochs=2, steps_per_call=cap), out, progress=False)
         runs[cap] = load(out)
-    plan = sweep.make_plan(small(data_dir, train_size=2300, steps_per_call=10).resolved(), 2300, 1)
+    plan = make_plan(small(data_dir, train_size=2300, steps_per_call=10).resolved(), 2300, 1)
     assert (plan.chunk, plan.remainder) == (10, 3)
     for name in ("loss", "t_gap", "lam"):
         assert np.all(np.isfinite(runs[10][1][name])), name

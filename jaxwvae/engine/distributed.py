@@ -1,4 +1,4 @@
-"""Running one sweep across several processes (hosts) with ``jax.distributed``.
+"""Running one sweep across several processes (hosts) with ``jax.distributed``, and the devices it runs on.
 
 Every process runs the same command; the replica axis is sharded over the
 devices of all processes, each process reads the data itself, and only
@@ -70,3 +70,13 @@ def to_host(tree):
 
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree_util.tree_map(np.array, tree)
+
+
+def describe_devices() -> str:
+    """The devices of the run in one line, e.g. ``gpu: 8 x NVIDIA H100 over 2 processes``."""
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    text = f"{devices[0].platform}: {len(devices)} x {', '.join(kinds)}"
+    if jax.process_count() > 1:
+        text += f" over {jax.process_count()} processes"
+    return text

@@ -3,7 +3,7 @@
 The command-line entry points hold :func:`handled` around their work (see
 ``jaxwvae.cli.run_main``); nothing else installs a handler, so a library
 caller keeps Python's own behaviour. The first SIGTERM or SIGINT only records
-the signal: the sweep's training loop (``sweep._train``) reads :func:`requested`
+the signal: the sweep's training loop (``engine.loop.train_loop``) reads :func:`requested`
 after each compiled chunk, records the history, saves a checkpoint, waits for
 it and raises ``errors.Interrupted``, which the entry point prints as one line
 and turns into exit status 128 + the signal number (130, 143).

@@ -1,0 +1,64 @@
+"""The shape of a run before anything is compiled: its data splits and how its steps fall into calls."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from jaxwvae import data
+from jaxwvae.config import SweepConfig, grid
+from jaxwvae.errors import UserError
+
+
+def largest_divisor_at_most(n: int, cap: int) -> int:
+    """The largest divisor of ``n`` that is ``<= cap`` (at least 1)."""
+    return max(d for d in range(1, min(n, cap) + 1) if n % d == 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The shape of a run, derived from its config and data."""
+
+    n_train: int
+    steps_per_epoch: int
+    total_steps: int
+    chunk: int  # steps per compiled call
+    replicas: int  # real replicas: grid points x seeds
+    padded: int  # replicas after padding to a multiple of the device count
+    remainder: int = 0  # steps of the epoch's last, shorter call (0: the chunk divides the epoch)
+
+    def calls(self, first_batch: int):
+        """``(first batch, steps)`` of the calls from ``first_batch`` to the end of an epoch."""
+        return [(b, min(self.chunk, self.steps_per_epoch - b))
+                for b in range(first_batch, self.steps_per_epoch, self.chunk)]
+
+
+def adaptive(config: SweepConfig) -> bool:
+    """Whether any grid point moves λ with the adaptive rule."""
+    return any(c.lambda_rule == "arima" for c in grid.resolved_points(config))
+
+
+def make_plan(config: SweepConfig, n_train: int, n_devices: int) -> Plan:
+    steps_per_epoch = n_train // config.batch_size
+    host_rule = adaptive(config) and config.forecaster != "device"
+    cap = 1 if host_rule else min(config.steps_per_call, steps_per_epoch)  # λ from the host: step by step
+    chunk = largest_divisor_at_most(steps_per_epoch, cap)
+    remainder = 0
+    if 2 * chunk <= cap:  # no divisor near the cap (e.g. 599 steps): full chunks and one shorter call
+        chunk, remainder = cap, steps_per_epoch % cap
+    replicas = grid.replica_count(config)
+    padded = -(-replicas // n_devices) * n_devices
+    return Plan(n_train, steps_per_epoch, steps_per_epoch * config.epochs, chunk, replicas, padded, remainder)
+
+
+def load_split(config: SweepConfig, split: str) -> np.ndarray:
+    """uint8 images ``[n, 784]`` of the config's dataset (``train_size`` / ``test_size`` first images)."""
+    images, _ = data.load(config.dataset, split, config.data_dir)
+    size = config.train_size if split == "train" else config.test_size
+    if size is not None:
+        if size > len(images):
+            flag = "--train-size" if split == "train" else "--test-size"
+            raise UserError(f"{flag} {size}: the {split} split has only {len(images)} images; pass at most that")
+        images = images[:size]
+    return images.reshape(len(images), -1)
