@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import data
+from jaxwvae.data import datasets
 from jaxwvae.errors import DataError
 
 TRAIN_IMG, TRAIN_LAB = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
