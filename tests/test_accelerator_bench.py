@@ -19,6 +19,8 @@ import pytest
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 SECTIONS = ("scaling", "peers", "lambda_rules", "lean_step", "memory")
 
+pytestmark = pytest.mark.slow  # every test reads one --quick benchmark run of about a minute and a half
+
 
 def _strict(text):
     def refuse(name):
@@ -112,6 +114,7 @@ def test_report_renders_the_runs_own_numbers(quick_run, tmp_path):
     assert "quick" in text
 
     ms = data["sections"]["peers"]["ms_per_step"]
+    # the tables print ratios to 2 decimals: half the last digit
     assert float(_row(text, "(d)", "× (e)")) == pytest.approx(ms["d"] / ms["e"], abs=0.005)
     assert float(_row(text, "(e_vmap)", "× (d)")) == pytest.approx(ms["e_vmap"] / ms["d"], abs=0.005)
     rules = data["sections"]["lambda_rules"]["ms_per_step"]

@@ -94,6 +94,7 @@ def table2_out(data_dir, tmp_path_factory):
     return out, proc.stdout
 
 
+@pytest.mark.slow  # experiments/table2.py end to end
 def test_table2_cells_sizes_and_accuracy(table2_out):
     out, stdout = table2_out
     report = json.loads((out / "table2.json").read_text())
@@ -119,6 +120,7 @@ def test_table2_cells_sizes_and_accuracy(table2_out):
     assert "| mnist | 300 | + ELBO_W > original | 2, 2 |" in text
 
 
+@pytest.mark.slow  # an experiments/table2.py process
 def test_table2_bad_request_is_one_line(data_dir, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "table2.py"), "--sizes", "100",
                            "--augment", "200", "--data-dir", str(data_dir), "--out", str(tmp_path / "t2"),
@@ -127,6 +129,7 @@ def test_table2_bad_request_is_one_line(data_dir, tmp_path):
     assert "Traceback" not in proc.stderr and "--augment 100 or less" in proc.stderr
 
 
+@pytest.mark.slow  # experiments/table2.py end to end
 def test_table2_writes_only_strict_json(table2_out):
     out, _ = table2_out
 

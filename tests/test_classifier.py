@@ -59,11 +59,14 @@ def test_cnn_shapes_layers_and_reference(hidden, n_features, n_weight_layers):
     assert apply(params, x, features=True).shape == (6, n_features)
     assert apply(params, x[0]).shape == (10,)
     reference = reference_cnn(params, x)
+    # float32 sums of up to 3,136 products in another order (im2col matmuls against direct convolutions):
+    # ~1e-6 of logits of size ~1
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
     lax_conv = jax.jit(cnn.CNN(hidden, im2col=False).apply)(params, x)
     np.testing.assert_allclose(lax_conv, reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # trains the CNN
 def test_vmapped_training_beats_chance(mnist, group):
     _, _, xt, yt = mnist
     assert group["params"]["conv1"]["kernel"].shape == (len(SEEDS), 3, 3, 1, 32)
@@ -75,6 +78,7 @@ def test_vmapped_training_beats_chance(mnist, group):
     assert not np.allclose(kernel[0], kernel[1])
 
 
+@pytest.mark.slow  # trains the CNN
 def test_seed_alone_equals_seed_in_group(mnist, group):
     x, y, _, _ = mnist
     alone = jax.jit(functools.partial(classifier.fit, **RECIPE))(SEEDS[1], x, y)
@@ -85,21 +89,26 @@ def test_seed_alone_equals_seed_in_group(mnist, group):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6), alone, in_group)
 
 
+@pytest.mark.slow  # trains the CNN
 def test_chunked_evaluation_matches_single_params(mnist, group, monkeypatch):
     _, _, xt, yt = mnist
     x, y = xt[:10], yt[:10]
     full = classifier.logits(group, x)
     assert full.shape == (len(SEEDS), 10, 10) and full.dtype == np.float32
     monkeypatch.setattr(classifier, "_EVAL_CHUNK", 3)  # chunks of 3 images, the last one padded
+    # the same per-image operations in batches of another size: XLA may block the matmuls differently,
+    # a few float32 ulps of logits of size ~1-10
     np.testing.assert_allclose(classifier.logits(group, x), full, rtol=1e-6, atol=1e-6)
     one = jax.tree_util.tree_map(lambda a: np.asarray(a[0]), group)
     np.testing.assert_allclose(classifier.logits(one, x.reshape(10, 784)), full[0], rtol=1e-6, atol=1e-6)
     assert classifier.features(one, x).shape == (10, 3136)
     floats = x.astype(np.float32) / 255
+    # uint8 scaled inside vs outside the program: x / 255 may round differently by one ulp
     np.testing.assert_allclose(classifier.features(group, floats), classifier.features(group, x), atol=1e-6)
     assert classifier.accuracy(one, x, y) == np.mean(np.argmax(full[0], -1) == y)
 
 
+@pytest.mark.slow  # trains the CNN
 def test_feature_params_trains_once_and_caches(data_dir, tmp_path, monkeypatch):
     recipe = dict(train_size=200, epochs=1)  # 2 steps of 128: the second wraps around the permutation
     calls = []
@@ -152,6 +161,7 @@ def test_rejects_bad_inputs(mnist):
         classifier.train([0], x.reshape(-1, 28 * 28)[:, :100], y, epochs=1)
 
 
+@pytest.mark.slow  # trains the CNN
 def test_a_step_budget_walks_the_epochs_in_order(mnist):
     """``steps`` = epochs x steps per epoch on a set that batches evenly trains exactly as ``epochs``."""
     x, y, _, _ = mnist

@@ -23,6 +23,7 @@ def sweep_main(argv):
     return cli.run_main(cli.sweep_main, argv)
 
 
+@pytest.mark.slow  # trains a sweep
 def test_two_seed_run_on_2000_images(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert sweep_main(["--seeds", "2", "--data-dir", str(data_dir), "--out", str(out), *SMALL]) == 0
@@ -36,6 +37,7 @@ def test_two_seed_run_on_2000_images(data_dir, tmp_path, capsys):
     assert "2 replicas x 20 steps" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains a sweep
 def test_script_runs_as_a_subprocess(data_dir, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "sweep.py"), "--seed-list", "3",
                            "--data-dir", str(data_dir), "--out", str(tmp_path / "r"), *SMALL],
@@ -89,6 +91,7 @@ def test_unwritable_out(data_dir, tmp_path, capsys):
     assert "cannot write there" in one_error_line(capsys)
 
 
+@pytest.mark.slow  # trains a sweep
 def test_existing_out_is_never_overwritten_silently(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--seeds", "1", "--data-dir", str(data_dir), "--out", str(out), *SMALL]
@@ -101,6 +104,7 @@ def test_existing_out_is_never_overwritten_silently(data_dir, tmp_path, capsys):
     assert sweep_main([*args, "--overwrite"]) == 0
 
 
+@pytest.mark.slow  # trains a sweep
 def test_resume_refuses_another_config(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert sweep_main(["--seeds", "1", "--data-dir", str(data_dir), "--out", str(out), *SMALL]) == 0

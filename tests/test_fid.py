@@ -8,6 +8,13 @@ from jaxwvae.evaluation.fid import feature_stats, fid, frechet_distance
 
 RNG = np.random.default_rng(2109_14795)
 
+# Tolerances: everything is float64. 1e-12 relative where the value is a handful of operations
+# (closed forms, means, covariances); 1e-9 relative where a matrix square root, an eigen- or a
+# singular value decomposition of a d x d (d <= 128) matrix stands between the two sides: their
+# round-off is ~1e-13..1e-11 here, and a wrong formula (a missing factor 2, a transposed product)
+# moves the value by > 1e-2 of itself. A value that is 0 in exact arithmetic is bounded by 1e-9 of the
+# covariance's trace (1e-9 absolute where that trace is O(1)).
+
 
 def random_features(n, d, scale=1.0, shift=0.0):
     mix = RNG.normal(size=(d, d)) / np.sqrt(d) + np.eye(d)

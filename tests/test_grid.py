@@ -88,6 +88,7 @@ def test_replica_table_is_point_major():
     assert grid.replica_seeds(config) == [4, 7] * 5
 
 
+@pytest.mark.slow  # sweep.run end to end
 def test_outputs_carry_each_replicas_values(grid_run):
     results, h = grid_run
     assert len(results["runs"]) == 10 and len(results["grid"]) == 5
@@ -101,6 +102,7 @@ def test_outputs_carry_each_replicas_values(grid_run):
     assert h["hyper_sigma_max_one"].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 0, 0]
 
 
+@pytest.mark.slow  # sweep.run end to end
 def test_each_point_follows_its_own_values(grid_run):
     results, h = grid_run
     assert np.all(h["lam"][2:4] <= np.float32(0.99))  # λ_max bounds the rule
@@ -132,6 +134,7 @@ def test_sigma_cap_holds_for_its_point_only(data_dir):
     assert np.any(lv[[0, 1, 2, 3, 4, 5, 8, 9]] > 0.0)  # the others are uncapped (random init gives some σ > 1)
 
 
+@pytest.mark.slow  # sweep.run end to end
 @pytest.mark.parametrize("point", [1, 2, 3])
 def test_a_grid_replica_equals_a_solo_run_with_its_values(data_dir, tmp_path, grid_run, point):
     # Same tolerance and reason as test_sweep.test_replica_equals_the_same_seed_trained_alone:
@@ -157,6 +160,7 @@ def test_points_of_one_seed_start_from_the_same_parameters(data_dir):
     assert rates[4] == np.float32(3e-3) and rates[0] == np.float32(1e-3)
 
 
+@pytest.mark.slow  # sweep.run end to end
 def test_a_diverging_grid_point_harms_no_other(data_dir, tmp_path):
     # a learning rate of 1e6 sends point 1's replicas to non-finite values within a few steps
     points = ((("learning_rate", 1e-3),), (("learning_rate", 1e6),))
@@ -168,6 +172,7 @@ def test_a_diverging_grid_point_harms_no_other(data_dir, tmp_path):
     np.testing.assert_allclose(h["loss"][0], solo["loss"][0], rtol=1e-5, atol=1e-6)  # as in the solo test
 
 
+@pytest.mark.slow  # sweep.run end to end
 def test_resume_continues_a_grid(data_dir, tmp_path):
     import shutil
 
@@ -192,6 +197,7 @@ def run_cli(*args):
                           capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
+@pytest.mark.slow  # an experiments/sweep.py process per case
 @pytest.mark.parametrize("flags, message", [
     (["--grid", "foo=1"], "cannot vary between replicas"),
     (["--grid", "lambda_c="], "no values"),

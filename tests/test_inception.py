@@ -156,6 +156,7 @@ GREY28 = RNG.random((4, 28, 28, 1), dtype=np.float32)
 RGB64 = RNG.random((3, 64, 64, 3), dtype=np.float32)
 
 
+@pytest.mark.slow  # imports torch
 @pytest.mark.parametrize("size", [(28, 28), (64, 64), (299, 299), (30, 45), (512, 400), (7, 300)])
 def test_resize_matches_torch_interpolate(size):
     torch, _ = _import_reference()
@@ -167,6 +168,7 @@ def test_resize_matches_torch_interpolate(size):
     np.testing.assert_allclose(port, ref, rtol=0, atol=RESIZE_ATOL)
 
 
+@pytest.mark.slow  # the PyTorch reference: imports torch, runs InceptionV3 twice
 def test_grey_features_and_intermediates_match_pytorch_fid(reference):
     torch, net, state = reference
     blocks = net.blocks
@@ -194,6 +196,7 @@ def test_grey_features_and_intermediates_match_pytorch_fid(reference):
     _assert_close(np.asarray(port), ref, "pool3 features")
 
 
+@pytest.mark.slow  # the PyTorch reference: imports torch, runs InceptionV3 twice
 def test_rgb_features_match_pytorch_fid(reference):
     torch, net, state = reference
     ref, _ = _torch_features(torch, net, RGB64)
@@ -204,6 +207,7 @@ def test_rgb_features_match_pytorch_fid(reference):
     _assert_close(feats, ref, "pool3 features, 64x64 RGB")
 
 
+@pytest.mark.slow  # the PyTorch reference: imports torch, runs InceptionV3 twice
 def test_pth_and_npz_files_load_to_the_same_features(reference, tmp_path):
     torch, _, state = reference
     pth, npz = tmp_path / inc.FID_WEIGHTS_FILENAME, tmp_path / "inception.npz"
@@ -294,6 +298,7 @@ def test_load_weights_wrong_content(tmp_path, numpy_state):
     assert str(wrong) in str(info.value) and "--inception-weights PATH" in str(info.value)
 
 
+@pytest.mark.slow  # imports torch
 def test_load_weights_bad_pth(tmp_path):
     pytest.importorskip("torch")
     bad = tmp_path / inc.FID_WEIGHTS_FILENAME

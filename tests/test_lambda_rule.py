@@ -35,6 +35,7 @@ def sigmoid(a):
 )
 def test_beta_by_hand(t_hat, t_now, expected):
     got = float(lambda_rule.beta(jnp.float32(t_hat), jnp.float32(t_now)))
+    # float32: a sigmoid of a float32 difference, a few ulps (6e-8) of |β| < 1; float64: round-off only
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(lambda_rule.beta(np.float64(t_hat), np.float64(t_now), xp=np), expected, rtol=1e-12)
 
@@ -49,6 +50,7 @@ def test_beta_sign_follows_the_forecast():
 
 def test_next_lambda_steps_by_c_beta_and_clamps_at_zero():
     lam = np.float32(1.0)
+    # float32 λ ≈ 1: a few ulps
     np.testing.assert_allclose(lambda_rule.next_lambda(lam, np.float32(-2.0), np.float32(-1.0), xp=np),
                                1.0 + 0.05 * sigmoid(1.0), rtol=1e-6)
     np.testing.assert_allclose(lambda_rule.next_lambda(lam, np.float32(2.0), np.float32(1.0), c=0.1, xp=np),
@@ -95,6 +97,7 @@ def test_estimator_is_conditional_least_squares_like_autoreg(order, phi):
     # one-step forecast: AutoReg's forecast of the next difference, integrated back
     next_diff = fit.forecast(1)[0]
     expected = next_diff + sum((-1) ** (k + 1) * math.comb(d, k) * series[-k] for k in range(1, d + 1))
+    # float64 on both sides; the 1e-6 relative ridge moves the forecast by ~1e-6 of the series' scale
     np.testing.assert_allclose(forecasts[-1], expected, rtol=1e-6, atol=1e-6 * np.abs(series).max())
 
 
@@ -105,6 +108,7 @@ def test_every_forecast_is_the_fit_on_its_prefix():
     for t in (3, 4, 10, 30, 59):
         prefix = series[: t + 1]
         fit = AutoReg(np.diff(prefix), lags=1, trend="n").fit()
+        # the 1e-6 relative ridge on prefixes of 4 to 60 values; 1e-5 leaves 10x
         np.testing.assert_allclose(forecasts[t], prefix[-1] + fit.forecast(1)[0], rtol=1e-5, atol=1e-5)
 
 
@@ -132,9 +136,11 @@ def test_agrees_with_statsmodels_arima_mle():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = ARIMA(series, order=(1, 1, 0), trend="n").fit()
+    # CLS and exact MLE estimates differ by O(1/n) on 800 values (~1e-3); 0.02 is under one standard error of
+    # φ̂ (sqrt((1 - φ²) / n) = 0.025), so an estimator of another φ fails
     np.testing.assert_allclose(lambda_rule.arima_coefficients(state, (1, 1, 0), xp=np), fit.params[:1], atol=0.02)
     step = np.std(np.diff(series))
-    assert abs(forecasts[-1] - fit.forecast(1)[0]) < 0.05 * step
+    assert abs(forecasts[-1] - fit.forecast(1)[0]) < 0.05 * step  # the φ̂ difference times one step, with 2x room
 
 
 def test_float32_device_estimator_tracks_float64_over_a_long_run():
@@ -148,6 +154,7 @@ def test_float32_device_estimator_tracks_float64_over_a_long_run():
         state, f = step(state, v)
         f32.append(f)
     f32 = np.array(f32)
+    # float32 running sums over 9,000 steps: round-off grows to ~n·ε = 5e-4 of the series' scale
     np.testing.assert_allclose(f32, f64, atol=1e-3 * np.abs(series).max())
 
 
@@ -175,6 +182,7 @@ def test_host_numpy_rule_equals_vmapped_device_rule():
     state = jax.vmap(lambda _: device.init())(jnp.arange(replicas))
     lam_d, f_d, _ = rule_trajectories(update, state, jnp.asarray(t_series), jnp.asarray(lam0))
     np.testing.assert_allclose(f_h, f_d, rtol=1e-4, atol=1e-4)  # float32 solves in LAPACK vs XLA
+    # λ moves by c·β with c = 0.05 and |dβ/dT̂| <= 1/4: the forecasts' 1e-4 moves λ by ~1e-6 a step
     np.testing.assert_allclose(lam_h, lam_d, rtol=1e-5, atol=1e-5)
 
 

@@ -72,6 +72,7 @@ def test_w2_squared_matches_general_gaussian_formula():
 
 def test_w2_squared_matches_quantile_quadrature():
     mu, logvar = random_gaussian((5,), logvar_scale=1.0)
+    # quad of an integrand unbounded at u = 0 and 1 (the normal quantile): ~1e-7 relative, as float32's sum
     np.testing.assert_allclose(losses.w2_squared(*f32(mu, logvar)), w2_quantile_reference(mu, logvar), rtol=1e-5)
 
 
@@ -81,20 +82,20 @@ def test_w2_squared_diag_matches_general_gaussian_formula():
         mu_q, lv_q = random_gaussian()
         ref = w2_general_reference(mu_p, np.diag(np.exp(lv_p)), mu_q, np.diag(np.exp(lv_q)))
         got = losses.w2_squared_diag(*f32(mu_p, lv_p, mu_q, lv_q))
-        np.testing.assert_allclose(got, ref, rtol=5e-6)
+        np.testing.assert_allclose(got, ref, rtol=5e-6)  # float32 sum of 20 terms, each of two σ's and an expm1
 
 
 def test_w2_squared_diag_reduces_to_w2_squared_against_standard_normal():
     mu, logvar = f32(*random_gaussian((4, M)))
     zeros = jnp.zeros_like(mu)
     np.testing.assert_allclose(losses.w2_squared_diag(mu, logvar, zeros, zeros), losses.w2_squared(mu, logvar),
-                               rtol=1e-6)
+                               rtol=1e-6)  # the same float32 terms by two expressions: a few ulps
 
 
 def test_kl_matches_quadrature():
     mu, logvar = random_gaussian((6,), logvar_scale=1.0)
     np.testing.assert_allclose(losses.kl_divergence(*f32(mu, logvar)), kl_quadrature_reference(mu, logvar),
-                               rtol=1e-5)
+                               rtol=1e-5)  # quad ~1e-8, float32 round-off ~1e-7 of the sum
 
 
 def test_kl_matches_monte_carlo():
@@ -104,6 +105,7 @@ def test_kl_matches_monte_carlo():
     log_ratio = scipy.stats.norm.logpdf(z, mu, sigma).sum(-1) - scipy.stats.norm.logpdf(z).sum(-1)
     se = log_ratio.std() / np.sqrt(len(log_ratio))
     got = float(losses.kl_divergence(*f32(mu, logvar)))
+    # Monte Carlo mean of 400,000 draws: 4 standard errors (a correct KL fails once in ~16,000 seeds)
     assert abs(got - log_ratio.mean()) < 4 * se, (got, log_ratio.mean(), se)
 
 
@@ -115,6 +117,7 @@ def test_t_gap_is_w2_minus_kl_and_half_the_papers_printed_value():
         kl = 0.5 * np.sum(mu**2 + sigma**2 - 1 - logvar)
         papers_2t = np.sum(logvar) + np.sum((sigma - 2) ** 2) + np.sum(mu**2) - M  # as printed in section 3
         got = float(losses.t_gap(*f32(mu, logvar)))
+        # float32 sum of 20 per-latent terms of either sign, each up to ~10: round-off ~1e-6 of their size
         np.testing.assert_allclose(got, w2 - kl, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(got, papers_2t / 2, rtol=1e-5, atol=1e-5)
 
@@ -124,12 +127,13 @@ def test_bernoulli_nll_matches_scipy():
     x = RNG.uniform(size=(3, 784))
     p = scipy.special.expit(logits)
     ref = -np.sum(x * np.log(p) + (1 - x) * np.log1p(-p), axis=-1)
-    np.testing.assert_allclose(losses.bernoulli_nll(*f32(logits, x)), ref, rtol=1e-5)
+    np.testing.assert_allclose(losses.bernoulli_nll(*f32(logits, x)), ref, rtol=1e-5)  # float32 sum of 784 terms
 
 
 def test_squared_error_matches_numpy():
     y, x = RNG.uniform(size=(2, 3, 784))
-    np.testing.assert_allclose(losses.squared_error(*f32(y, x)), np.sum((y - x) ** 2, -1), rtol=1e-5)
+    np.testing.assert_allclose(losses.squared_error(*f32(y, x)), np.sum((y - x) ** 2, -1),
+                               rtol=1e-5)  # float32 sum of 784 terms
 
 
 # ----------------------------------------------------------------- named edge cases
@@ -169,7 +173,7 @@ def test_sigma_to_zero_gives_finite_values_and_gradients(name):
     ref = {"w2_squared": M * (np.exp(-15.0) - 1) ** 2,
            "kl_divergence": 0.5 * M * (np.exp(-30.0) - 1 + 30.0),
            "t_gap": M * ((np.exp(-15.0) - 1) ** 2 - 0.5 * (np.exp(-30.0) - 1 + 30.0))}[name]
-    np.testing.assert_allclose(value, ref, rtol=1e-6)
+    np.testing.assert_allclose(value, ref, rtol=1e-6)  # float32: 20 equal terms of ~15, a few ulps
 
 
 @pytest.mark.parametrize("name", ["w2_squared", "kl_divergence", "t_gap"])
@@ -182,7 +186,7 @@ def test_huge_mean_gives_finite_values_and_gradients(name):
     grads = jax.grad(lambda m, lv: fn(m, lv), argnums=(0, 1))(mu, logvar)
     assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)
     expected = {"w2_squared": M * 1e30, "kl_divergence": 0.5 * M * 1e30, "t_gap": 0.5 * M * 1e30}[name]
-    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    np.testing.assert_allclose(value, expected, rtol=1e-6)  # float32: 1e15 and its square are rounded (6e-8 each)
 
 
 def test_bernoulli_nll_stays_finite_at_extreme_logits():
@@ -190,7 +194,7 @@ def test_bernoulli_nll_stays_finite_at_extreme_logits():
     x = jnp.array([1.0, 1.0, 0.5, 0.0, 0.0])
     value = losses.bernoulli_nll(logits, x)
     grad = jax.grad(lambda l: losses.bernoulli_nll(l, x))(logits)
-    np.testing.assert_allclose(value, 1e4 + 80.0 + np.log(2) + 80.0 + 1e4, rtol=1e-6)
+    np.testing.assert_allclose(value, 1e4 + 80.0 + np.log(2) + 80.0 + 1e4, rtol=1e-6)  # float32 sum ~2e4: ulps
     assert np.all(np.isfinite(grad))
 
 
@@ -216,7 +220,7 @@ def test_w2_gradient_is_analytic():
     mu, logvar = f32(*random_gaussian((M,), logvar_scale=1.0))
     g_mu, g_lv = jax.grad(losses.w2_squared, argnums=(0, 1))(mu, logvar)
     sigma = np.exp(np.asarray(logvar) / 2)
-    np.testing.assert_allclose(g_mu, 2 * np.asarray(mu), rtol=1e-6)
+    np.testing.assert_allclose(g_mu, 2 * np.asarray(mu), rtol=1e-6)  # 2μ: exact but for one float32 rounding
     np.testing.assert_allclose(g_lv, (sigma - 1) * sigma, rtol=1e-5, atol=1e-7)  # d/dlv (sigma-1)^2
 
 
@@ -258,6 +262,7 @@ def test_shape_mismatch_names_both_shapes():
 def test_no_python_branching_on_values_under_jit():
     mu, logvar = f32(*random_gaussian((2, M)))
     for fn in (losses.w2_squared, losses.kl_divergence, losses.t_gap):
+        # the same float32 operations, fused by XLA under jit: a few ulps
         np.testing.assert_allclose(jax.jit(fn)(mu, logvar), fn(mu, logvar), rtol=1e-6)
 
 
@@ -284,6 +289,8 @@ def mmd_reference(z, zp, scales=(0.1, 0.2, 0.5, 1, 2, 5, 10), prior_var=1.0):
 
 def test_mmd_matches_double_loop_reference():
     z, zp = RNG.normal(size=(2, 12, 8)) + np.array([[0.5], [0.0]])[:, :, None]
+    # float32: a difference of O(1) kernel means, from distances expanded as |a|² + |b|² - 2a·b (which
+    # loses digits for close codes); MMD ~0.1 here, so 1e-4 relative is ~1e-5 absolute
     np.testing.assert_allclose(losses.mmd_imq(*f32(z, zp)), mmd_reference(z, zp), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(losses.mmd_imq(*f32(z, zp), scales=(1.0,), prior_var=2.0),
                                mmd_reference(z, zp, scales=(1.0,), prior_var=2.0), rtol=1e-4, atol=1e-6)
@@ -310,7 +317,7 @@ def test_mmd_has_mean_zero_under_the_prior_and_grows_with_a_shift():
     keys = jax.random.split(jax.random.key(1), 400)
     draws = jax.vmap(lambda k: losses.mmd_imq(*jax.random.normal(k, (2, 50, 8))))(keys)
     se = float(jnp.std(draws)) / np.sqrt(len(draws))
-    assert abs(float(jnp.mean(draws))) < 4 * se
+    assert abs(float(jnp.mean(draws))) < 4 * se  # the U-statistic is unbiased: 4 standard errors of 400 draws
     z, zp = jax.random.normal(jax.random.key(2), (2, 100, 8))
     values = [float(losses.mmd_imq(z + shift, zp)) for shift in (0.0, 0.25, 0.5, 1.0, 2.0)]
     assert all(a < b for a, b in zip(values, values[1:])), values

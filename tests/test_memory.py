@@ -18,6 +18,7 @@ def engine_for(seeds: int, n_train: int = 3000, **changes):
     return Engine(config, make_plan(config, n_train, 1), 784)
 
 
+@pytest.mark.slow  # compiles the paper's model for a sweep
 def test_compiling_on_abstract_arguments_allocates_no_state():
     engine = engine_for(4)
     engine.compile(3000, 784)
@@ -27,6 +28,7 @@ def test_compiling_on_abstract_arguments_allocates_no_state():
     assert live < 50_000_000, live  # 4 replicas' state is ~52 MB: it was not allocated
 
 
+@pytest.mark.slow  # compiles the paper's model for a sweep
 @pytest.mark.parametrize("seeds", [2, 6])
 def test_compiled_bytes_cover_the_state_and_grow_with_the_replicas(seeds):
     engine = engine_for(seeds)
@@ -38,6 +40,7 @@ def test_compiled_bytes_cover_the_state_and_grow_with_the_replicas(seeds):
     assert need < 3 * state_bytes + 3000 * 784 + 20_000_000  # and not wildly more (2x state ~ temporaries)
 
 
+@pytest.mark.slow  # compiles the paper's model for a sweep
 def test_a_sweep_that_cannot_fit_says_how_many_replicas_do():
     engine = engine_for(10, n_train=60000)
     engine.compile(60000, 784)

@@ -3,9 +3,12 @@
 import pathlib
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # a kernel runs the notebook's smoke sweep
 
 
 def test_colab_notebook_executes(data_dir, monkeypatch, tmp_path):

@@ -24,6 +24,8 @@ import torch_peers as peers  # noqa: E402
 
 BATCH, LAM = 16, 0.7
 
+pytestmark = pytest.mark.slow  # imports torch and builds the PyTorch peers (tens of seconds)
+
 
 def _batch(seed):
     return np.random.default_rng(seed).integers(0, 256, (BATCH, 784), dtype=np.uint8).astype(np.float32) / 255.0

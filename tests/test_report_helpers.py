@@ -38,9 +38,10 @@ def test_moving_average_matches_numpy():
     for r in range(3):
         for t in range(40):
             window = x[r, max(0, t - 6): t + 1]
-            np.testing.assert_allclose(got[r, t], np.nanmean(window), rtol=1e-12)
+            np.testing.assert_allclose(got[r, t], np.nanmean(window), rtol=1e-12)  # float64 sums of <= 7 values
 
 
+@pytest.mark.slow  # trains a sweep
 def test_sweep_writes_readable_plots(data_dir, tmp_path):
     out = tmp_path / "run"
     argv = ["--seeds", "3", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",
@@ -51,6 +52,7 @@ def test_sweep_writes_readable_plots(data_dir, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
 
 
+@pytest.mark.slow  # trains a sweep
 def test_grid_plots_draw_one_median_per_point(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = ["--seeds", "2", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",

@@ -40,6 +40,7 @@ def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # real sweep.py processes
 def test_second_writer_is_refused_naming_the_holder(data_dir, tmp_path):
     out = tmp_path / "run"
     holder = start_holding(data_dir, out)
@@ -61,6 +62,7 @@ def test_second_writer_is_refused_naming_the_holder(data_dir, tmp_path):
     assert (out / "results.json").exists()
 
 
+@pytest.mark.slow  # real sweep.py processes
 def test_a_killed_holder_leaves_no_stuck_lock(data_dir, tmp_path):
     out = tmp_path / "run"
     holder = start_holding(data_dir, out)

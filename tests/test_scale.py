@@ -16,6 +16,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # real sweep.py processes on several (faked) devices and processes
+
 
 def command(data_dir, out, seeds, *extra):
     return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", str(seeds), "--data-dir",

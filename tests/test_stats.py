@@ -59,6 +59,7 @@ def test_welch_matches_statsmodels(alternative, na, nb, sa, sb):
     t, p, df = ttest_ind(a, b, usevar="unequal", alternative=STATSMODELS_ALTERNATIVE[alternative])
     got = stats.welch(a, b, alternative=alternative)
     assert got["test"] == "welch" and got["reason"] is None
+    # float64 on both sides, the same formulas and scipy's t distribution: round-off ~1e-14
     np.testing.assert_allclose([got["statistic"], got["df"], got["p"]], [t, df, p], rtol=1e-10)
 
 
@@ -114,7 +115,7 @@ def test_mann_whitney_normal_approximation_with_ties_by_formula():
     var = m * n / 12 * ((big_n + 1) - np.sum(counts ** 3 - counts) / (big_n * (big_n - 1)))
     z = (u + 0.5 - m * n / 2) / math.sqrt(var)  # continuity correction of ½ towards the mean
     assert got["U"] == u
-    np.testing.assert_allclose(got["p"], st.norm.cdf(z), rtol=1e-10)
+    np.testing.assert_allclose(got["p"], st.norm.cdf(z), rtol=1e-10)  # the same float64 formula: round-off only
 
 
 def test_separated_samples_give_small_p_and_identical_samples_large_p():
@@ -123,6 +124,7 @@ def test_separated_samples_give_small_p_and_identical_samples_large_p():
     c = stats.compare(low, high, alternative="less")
     assert c["welch"]["p"] < 1e-6 and c["mann_whitney"]["p"] < 1e-4  # exact MW floor: 1 / C(20, 10) = 5e-6
     same = stats.compare(low, low, alternative="less")
+    # identical samples: t = 0 gives p = 0.5 up to float64 round-off (approx: 1e-6 relative)
     assert same["welch"]["p"] == pytest.approx(0.5) and same["mann_whitney"]["p"] > 0.4
     wrong_way = stats.compare(high, low, alternative="less")
     assert wrong_way["welch"]["p"] > 0.999 and wrong_way["mann_whitney"]["p"] > 0.999
@@ -147,7 +149,7 @@ def test_edges_are_none_with_a_reason_and_never_nan():
 
     small = stats.compare([1.0], [2.0, 3.0], alternative="less")
     assert small["welch"]["p"] is None and "2 or more" in small["welch"]["reason"]
-    assert small["mann_whitney"]["p"] == pytest.approx(1 / 3)  # the 1 is lowest in 1 of the 3 splits
+    assert small["mann_whitney"]["p"] == pytest.approx(1 / 3)  # the 1 is lowest in 1 of the 3 splits (a ratio)
     empty = stats.compare([], [2.0, 3.0], alternative="less")
     assert empty["mann_whitney"]["p"] is None and "finite value" in empty["mann_whitney"]["reason"]
     tied = stats.compare([1.0, 1.0, 1.0], [1.0, 1.0], alternative="less")

@@ -110,14 +110,17 @@ def reference(x):
 
 
 # ----------------------------------------------------------------- against statsmodels called directly
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_refit_every_step_equals_direct_fits(x, runs, reference):
     for r in range(3):
         for n in (3, 4, 10, 25, STEPS):
             expected = float(direct_fit(x[r, :n]).forecast(1)[0])
+            # the same statsmodels fit in another process, float64: optimiser round-off only
             np.testing.assert_allclose(reference[r, n - 1], expected, rtol=1e-9, atol=1e-9)
             assert runs[1, 1]["forecast"][r, n - 1] == np.float32(expected), (r, n)
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_refit_every_k_equals_fit_then_extend(x, runs):
     need = statsmodels_series.warmup_values(ORDER)
     for r in range(3):
@@ -153,10 +156,12 @@ def test_extend_is_o1_and_conditions_on_the_whole_history():
     np.testing.assert_array_equal(extended.params, fitted.params)
     # and it does depend on the old data: the same new values after another history forecast differently
     other = direct_fit(y[:500] + 3.0).extend(y[500:501])
+    # a forecast conditioned on another history differs by far more than the 1e-10 agreement above
     assert abs(other.forecast(1)[0] - fitted.extend(y[500:501]).forecast(1)[0]) > 1e-3
 
 
 # ----------------------------------------------------------------- λ, workers, NaN, warm-up
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 @pytest.mark.parametrize("key", [(1, 1), (5, 1)])
 def test_lambda_update_is_next_lambda_on_the_forecasts(x, runs, key):
     run = runs[key]
@@ -170,11 +175,13 @@ def test_lambda_update_is_next_lambda_on_the_forecasts(x, runs, key):
     assert np.all(lam[:, 1:][finite] >= 0) and np.any(lam[1, 1:] == 0)  # clamped at λ_min = 0
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_one_and_three_workers_give_identical_results(runs):
     for name in ("forecast", "lam"):
         np.testing.assert_array_equal(runs[5, 1][name], runs[5, 3][name])
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_a_nan_replica_harms_no_other_and_gets_nan(x, runs):
     for key in runs:
         f = runs[key]["forecast"]
@@ -187,6 +194,7 @@ def test_a_nan_replica_harms_no_other_and_gets_nan(x, runs):
             assert runs[1, 1]["forecast"][r, n - 1] == np.float32(direct_fit(x[r, :n]).forecast(1)[0])
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_warm_up_is_the_last_value_until_enough_values(x, runs):
     need = statsmodels_series.warmup_values(ORDER)
     assert need == 3
@@ -215,6 +223,7 @@ def test_warm_up_is_the_last_value_until_enough_values(x, runs):
     assert statsmodels_series.warmup_values((2, 0, 1)) == 5
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_warm_up_with_a_moving_average_term():
     y = simulate(6, 4).astype(np.float64)
     series = statsmodels_series.Series((1, 1, 1), 1)  # a worker's replica, run here
@@ -224,6 +233,7 @@ def test_warm_up_with_a_moving_average_term():
 
 
 # ----------------------------------------------------------------- restore after a kill
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 @pytest.mark.parametrize("refit_every", [1, 5])
 def test_load_state_dict_continues_bitwise(x, runs, refit_every):
     run = runs[refit_every, 1]
@@ -267,6 +277,7 @@ def test_replay_repeats_a_failed_refit_fallback(monkeypatch):
 
 
 # ----------------------------------------------------------------- against the device estimator; the reference
+@pytest.mark.slow  # 300 statsmodels ARIMA fits
 def test_sign_agrees_with_the_device_estimator():
     y = simulate(300, 11, phi=0.5, scale=0.3, offset=0.5)
     assert np.sum(np.diff(np.sign(y)) != 0) >= 4  # T crosses zero: the sign question is not trivial
@@ -283,6 +294,7 @@ def test_sign_agrees_with_the_device_estimator():
     assert summary["sign_agreement_overall"] >= 0.95
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_reference_forecasts_equal_the_rule_step_by_step(runs, reference):
     assert reference.dtype == np.float64 and np.isnan(reference[3, NAN_FROM:]).all()
     np.testing.assert_array_equal(reference.astype(np.float32), runs[1, 1]["forecast"])
@@ -299,6 +311,7 @@ def test_forecast_agreement_counts_by_hand():
 
 
 # ----------------------------------------------------------------- processes
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_workers_import_no_jax_run_one_thread_and_close_ends_them(runs):
     if sys.platform == "linux":
         assert loaded(os.getpid())["jax"]  # the probe sees JAX where it is loaded: this process
@@ -318,6 +331,7 @@ def _gone(pid: int) -> bool:
     return "\nState:\tZ" in status  # exited, not yet reaped by its new parent
 
 
+@pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_workers_end_with_a_killed_parent_script_that_imports_jax(tmp_path):
     # No __main__ guard and JAX imported first: spawn must not re-run the script in the workers.
     script = tmp_path / "parent.py"
@@ -339,7 +353,7 @@ def test_workers_end_with_a_killed_parent_script_that_imports_jax(tmp_path):
     assert jax_loaded == "False"
     deadline = time.time() + 20
     while not _gone(int(pid)) and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # a poll interval: the worker's exit decides; the deadline only bounds the wait
     assert _gone(int(pid)), "the worker outlived its killed parent"
 
 
@@ -358,6 +372,7 @@ def load(out):
         return results, {k: h[k] for k in h.files}
 
 
+@pytest.mark.slow  # sweep.run end to end, and resumed
 def test_a_sweep_with_the_statsmodels_forecaster(data_dir, tmp_path):
     config = small(data_dir, forecaster="statsmodels", lam="uniform:0:5", checkpoint_every=5)
     out = tmp_path / "run"

@@ -32,6 +32,7 @@ def test_write_json_writes_null_for_every_non_finite_number(tmp_path):
                                   "nested": {"t": [3, True, None, "NaN"]}}
 
 
+@pytest.mark.slow  # sweep.run end to end, and resumed
 def test_a_sweep_writes_only_strict_json_and_reads_null_back(data_dir, tmp_path):
     config = config_lib.SweepConfig(seeds=(0, 1), epochs=1, train_size=1000, test_size=500, hidden=(32, 16),
                                     latent_dim=4, steps_per_call=5, checkpoint_every=5, data_dir=str(data_dir))

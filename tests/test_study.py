@@ -36,6 +36,7 @@ def test_points_are_the_readings_and_the_phase_cells_once_each():
     assert len(points) == len(set(readings.values()) | set(phase.values()))
 
 
+@pytest.mark.slow  # the λ study end to end
 def test_one_program_holds_every_reading(study_out):
     out, report = study_out
     results = strict(out / "mnist_w_grid" / "results.json")
@@ -48,6 +49,7 @@ def test_one_program_holds_every_reading(study_out):
     assert set(report["others"]) == {"kl", "wae"}
 
 
+@pytest.mark.slow  # the λ study end to end
 def test_summaries_agree_with_the_runs(study_out):
     out, report = study_out
     runs = strict(out / "mnist_w_grid" / "results.json")["runs"]
@@ -61,6 +63,7 @@ def test_summaries_agree_with_the_runs(study_out):
     assert report["best"] in report["readings"] and report["best"] != "fixed1"
 
 
+@pytest.mark.slow  # the λ study end to end
 def test_every_reading_gets_the_table1_tests(study_out):
     _, report = study_out
     for name in study.READINGS:
@@ -70,6 +73,7 @@ def test_every_reading_gets_the_table1_tests(study_out):
             assert test["welch"]["test"] == "welch" and test["mann_whitney"]["test"] == "mann-whitney"
 
 
+@pytest.mark.slow  # the λ study end to end
 def test_files_are_strict_and_the_pictures_exist(study_out):
     out, report = study_out
     for path in out.rglob("*.json"):
@@ -81,6 +85,7 @@ def test_files_are_strict_and_the_pictures_exist(study_out):
     assert text.count("\n| 0.05 |") == 1  # the phase map's first row
 
 
+@pytest.mark.slow  # the λ study end to end
 def test_a_rerun_reads_the_finished_sweeps(study_out, data_dir):
     out, report = study_out
     before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
@@ -110,6 +115,7 @@ def test_a_subset_of_readings_has_no_phase_map():
         study.check_names(["section3", "nope"])
 
 
+@pytest.mark.slow  # the λ study end to end
 def test_a_subset_runs_alone_and_reuses_the_other_sweeps(study_out, data_dir, tmp_path):
     out, report = study_out
     for objective in ("kl", "wae"):  # the same seeds and config: read, not trained again
@@ -128,6 +134,7 @@ def test_a_subset_runs_alone_and_reuses_the_other_sweeps(study_out, data_dir, tm
     assert not (tmp_path / "phase_map.png").exists() and (tmp_path / "figures3_4.png").exists()
 
 
+@pytest.mark.slow  # an experiments/lambda_study.py process
 def test_an_unknown_reading_is_one_line(tmp_path):
     import subprocess
     import sys

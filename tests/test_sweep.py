@@ -14,6 +14,8 @@ from jaxwvae.engine.plan import load_split, make_plan
 from jaxwvae.engine.program import Engine
 from jaxwvae.replica import train
 
+pytestmark = pytest.mark.slow  # each test trains a sweep (sweep.run end to end, or the engine's chunks)
+
 
 def small(data_dir, **changes):
     """2,000 training images, 500 test images, a narrow model: a few seconds on CPU."""
@@ -46,6 +48,8 @@ def test_outputs_have_the_documented_shape(arima_run):
     for r in results["runs"]:
         assert set(r) >= {"seed", "loss", "rec", "w2", "kl", "t_gap", "lam_init", "lam_final", "diverged"}
         assert np.isfinite(r["loss"]) and not r["diverged"]
+        # T's float32 mean over the test images against the difference of two other float32 means (W2², KL,
+        # both larger than T): their round-off (~1e-6 of their size) sets the scale, not T's
         np.testing.assert_allclose(r["t_gap"], r["w2"] - r["kl"], rtol=1e-4, atol=1e-4)
     for name in ("loss", "rec", "t_gap", "lam", "t_forecast"):
         assert history[name].shape == (3, 20)
@@ -61,6 +65,7 @@ def test_lambda_recursion_holds_in_the_file(arima_run):
     results, h = arima_run
     c = results["config"]["lambda_c"]
     expected = lambda_rule.next_lambda(h["lam"][:, :-1], h["t_forecast"][:, :-1], h["t_gap"][:, :-1], c=c, xp=np)
+    # float32 on both sides; XLA may fuse the update's multiply-add: a few ulps of λ ~ 1-20
     np.testing.assert_allclose(h["lam"][:, 1:], expected, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose([r["lam_final"] for r in results["runs"]],
                                lambda_rule.next_lambda(h["lam"][:, -1], h["t_forecast"][:, -1],
@@ -119,6 +124,8 @@ def test_host_forecaster_equals_device_forecaster(data_dir, tmp_path_factory):
         out = tmp_path_factory.mktemp(forecaster)
         sweep.run(small(data_dir, forecaster=forecaster, lam="uniform:0:5"), out, progress=False)
         runs[forecaster] = load(out)[1]
+    # the same estimator in float32 by NumPy on the host and by XLA on the device (other solves, other
+    # roundings), then 20 training steps fed by its λ: 1e-4, as in test_lambda_rule's host = device test
     for name in ("lam", "t_forecast", "t_gap", "loss"):
         np.testing.assert_allclose(runs["host"][name], runs["device"][name], rtol=1e-4, atol=1e-4, err_msg=name)
 

@@ -30,6 +30,7 @@ def table1_out(data_dir, tmp_path_factory):
     return out, proc.stdout
 
 
+@pytest.mark.slow  # experiments/table1.py end to end
 def test_table1_has_every_row_beside_the_paper(table1_out):
     out, stdout = table1_out
     report = json.loads((out / "table1.json").read_text())
@@ -50,12 +51,14 @@ def test_table1_has_every_row_beside_the_paper(table1_out):
     assert "| mnist | ELBO_KL / ELBO_W (adaptive λ) |" in text and "| mnist | ELBO_KL / ELBO_W (λ = 1 fixed) |" in text
     ratios = {r["ratio"]: r for r in report["ratios"]}
     ours = ratios["WAE-MMD (λ = 10) / ELBO_W (λ = 1 fixed)"]["ours"]
+    # the same float64 division, read back from JSON: approx's default 1e-6 relative covers round-off
     assert ours == pytest.approx(rows["wae"]["fid_all"][0] / rows["w_fixed"]["fid_all"][0])
     assert ratios["ELBO_KL / ELBO_W (λ = 1 fixed)"]["paper"] == pytest.approx(81.7 / 23.1)
     for name in ("samples_mnist.png", "figure5_mnist.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # experiments/table1.py end to end
 def test_table1_reads_finished_runs_without_training(table1_out, data_dir):
     out, _ = table1_out
     before = {p: p.stat().st_mtime_ns for p in out.glob("mnist_*/results.json")}
@@ -68,6 +71,7 @@ def test_table1_reads_finished_runs_without_training(table1_out, data_dir):
     assert before == {p: p.stat().st_mtime_ns for p in out.glob("mnist_*/results.json")}
 
 
+@pytest.mark.slow  # experiments/table1.py and table3.py end to end
 def test_table3_reads_the_same_sweeps(table1_out, data_dir):
     out, _ = table1_out
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "table3.py"), *COMMON, "--data-dir",
@@ -80,6 +84,7 @@ def test_table3_reads_the_same_sweeps(table1_out, data_dir):
         with np.load(out / f"mnist_{name}" / "history.npz") as h:
             expected = float(np.mean(h["loss"][:, 99]))  # iteration 100 is the 100th step
         assert list(row["per_image"]) == ["100"]  # 100 steps in all: the later iterations are not invented
+        # a mean of 2 float32 losses, recomputed in float64 and written to JSON: float32 round-off
         np.testing.assert_allclose(row["per_image"]["100"], expected, rtol=1e-6)
         np.testing.assert_allclose(row["per_batch"]["100"], 10 * expected, rtol=1e-6)
         assert row["per_image_summary"]["100"]["n"] == len(row["per_image_per_seed"]["100"]) == 2
@@ -113,6 +118,8 @@ def test_table1_tests_every_claimed_pair_for_both_elbo_w_rows():
     tests = no_nan(table1.table1_tests(rows))
     pairs = {(t["lower"], t["higher"], t["seeds"]): t for t in tests}
     assert set(pairs) == {(a, b, s) for a, b in table1.TABLE1_CLAIMS for s in ("all", "kept")}
+    # means >= 30 apart with sd <= 4: Welch's p is far below 1e-6; exact MW's floor on 9-10 seeds a side is
+    # 1 / C(n_a + n_b, n_a) <= 1.1e-5
     for t in tests:
         assert t["alternative"] == "less" and t["welch"]["p"] < 1e-6 and t["mann_whitney"]["p"] < 1e-4
     assert pairs[("wae", "kl", "all")]["n_a"] == 9 and pairs[("wae", "kl", "kept")]["n_b"] == 9
@@ -126,7 +133,7 @@ def test_table1_tests_every_claimed_pair_for_both_elbo_w_rows():
 def test_table1_tests_of_identical_rows_give_large_p():
     fids = list(np.random.default_rng(1).normal(30, 2, 8))
     tests = table1.table1_tests([fid_row("w", fids), fid_row("kl", fids)])
-    for t in tests:
+    for t in tests:  # identical samples: t = 0, p = 0.5 up to float64 round-off
         assert t["welch"]["p"] == pytest.approx(0.5) and t["mann_whitney"]["p"] > 0.4
 
 
@@ -155,6 +162,7 @@ def test_table3_tests_per_iteration():
     tests = no_nan(table3.table3_tests(rows))
     by_step = {t["step"]: t for t in tests}
     assert [t["lower"] for t in tests] == ["w", "w"] and set(by_step) == {100, 1000}
+    # 50 apart with sd ~0.8: Welch's p far below 1e-6; exact MW: 1 split of C(10, 5) = 252; equal rows: p = 0.5
     assert by_step[100]["welch"]["p"] < 1e-6 and by_step[100]["mann_whitney"]["p"] == pytest.approx(1 / 252)
     assert by_step[1000]["welch"]["p"] == pytest.approx(0.5) and by_step[1000]["mann_whitney"]["p"] > 0.4
     text = table3.table3_markdown({"dataset": "mnist", "rows": rows, "tests": tests})
@@ -167,10 +175,12 @@ def test_table2_tests_augmented_against_original():
              "kl": {"per_seed": [60.0, 61.0, 59.5]}}
     tests = {t["condition"]: t for t in no_nan(table2.table2_tests(cells))}
     assert set(tests) == {"w", "kl"} and tests["w"]["alternative"] == "greater"
+    # 20 apart with sd ~1 on 3 seeds: Welch's p far below 1e-3; exact MW: 1 split of C(6, 3) = 20
     assert tests["w"]["welch"]["p"] < 1e-3 and tests["w"]["mann_whitney"]["p"] == pytest.approx(1 / 20)
     assert tests["kl"]["welch"]["p"] == pytest.approx(0.5) and tests["kl"]["mann_whitney"]["p"] > 0.4
 
 
+@pytest.mark.slow  # experiments/table1.py end to end
 def test_table1_writes_only_strict_json(table1_out):
     # fid_kept is empty (mean and sd undefined) when every seed of a row is excluded: null, never NaN.
     out, _ = table1_out
