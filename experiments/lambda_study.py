@@ -3,7 +3,7 @@
     python experiments/lambda_study.py --seeds 30 --out runs/lambda_study      # the full study
     python experiments/lambda_study.py --seeds 2 --epochs 1 --train-size 2000 --test-size 500 \\
         --fid-samples 500 --feature-train-size 2000 --feature-epochs 1 --out /tmp/study   # a smoke run
-    python experiments/lambda_study.py --seeds 10 --readings section3,section4,c0.0005,fixed1 \
+    python experiments/lambda_study.py --seeds 10 --readings section4,c0.0005 \
         --out runs/lambda_study_10                                               # chosen readings only
 
 Runs (or reads, or resumes) three sweeps under --out: ELBO_W with every reading of λ and the

@@ -43,22 +43,24 @@ def _gaussian_terms(outputs: VAEOutputs) -> dict[str, jax.Array]:
     }
 
 
+def _negative_elbo(x, outputs: VAEOutputs, lam, penalty: str):
+    """Bernoulli reconstruction + λ · ``metrics[penalty]`` (``"w2"`` or ``"kl"``), with every metric."""
+    metrics = _gaussian_terms(outputs)
+    metrics["rec"] = jnp.mean(losses.bernoulli_nll(outputs.logits, x))
+    metrics["loss"] = metrics["rec"] + lam * metrics[penalty]
+    return metrics["loss"], metrics
+
+
 def elbo_w(x, outputs: VAEOutputs, lam, key):
     """Negative ELBO_Wλ (paper, section 3): reconstruction + λ · W2²."""
     del key
-    metrics = _gaussian_terms(outputs)
-    metrics["rec"] = jnp.mean(losses.bernoulli_nll(outputs.logits, x))
-    metrics["loss"] = metrics["rec"] + lam * metrics["w2"]
-    return metrics["loss"], metrics
+    return _negative_elbo(x, outputs, lam, "w2")
 
 
 def elbo_kl(x, outputs: VAEOutputs, lam, key):
     """Negative ELBO_KL (paper eq. 1): reconstruction + λ · KL, λ = 1 by default."""
     del key
-    metrics = _gaussian_terms(outputs)
-    metrics["rec"] = jnp.mean(losses.bernoulli_nll(outputs.logits, x))
-    metrics["loss"] = metrics["rec"] + lam * metrics["kl"]
-    return metrics["loss"], metrics
+    return _negative_elbo(x, outputs, lam, "kl")
 
 
 WAE_COST_SCALE = 0.05  # the reference code's factor for the squared-L2 cost on MNIST
