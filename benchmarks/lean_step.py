@@ -21,7 +21,7 @@ import optax
 from jax import lax
 
 from jaxwvae import config as config_lib
-from jaxwvae.core import losses
+from jaxwvae import losses
 from jaxwvae.core.models import VAE
 from jaxwvae.engine import sweep
 from jaxwvae.replica import train

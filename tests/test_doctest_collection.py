@@ -16,7 +16,7 @@ OPTIONAL = ("tensorflow_datasets", "tensorflow", "matplotlib", "torch", "torchvi
 def test_every_module_imports_without_the_optional_packages():
     modules = sorted(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
                      for p in PACKAGE.rglob("*.py"))
-    assert "jaxwvae.core.losses" in modules and "jaxwvae.reports.plots" in modules
+    assert "jaxwvae.losses" in modules and "jaxwvae.reports.plots" in modules
     code = f"""
 import importlib, importlib.abc, sys
 

@@ -14,7 +14,8 @@ import pytest
 
 from jaxwvae import config as config_lib
 from jaxwvae.config import grid
-from jaxwvae.core import lambda_rule, losses, objectives
+from jaxwvae import losses
+from jaxwvae.core import lambda_rule, objectives
 from jaxwvae.core.keys import STEP_STREAM, stream
 from jaxwvae.core.models import VAE, VAEOutputs
 from jaxwvae.replica import train

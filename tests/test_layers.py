@@ -2,8 +2,9 @@
 
     core  <-  data  <-  config  <-  replica, runs  <-  engine, evaluation  <-  reports  <-  cli
 
-``errors`` sits under everything. evaluation never imports training (replica, engine); the math
-(``core``) imports nothing of the package but itself; ``core/losses.py`` imports nothing at all.
+``losses`` and ``errors`` sit under everything; ``losses.py`` imports nothing of the package. evaluation
+never imports training (replica, engine); ``core`` imports nothing of the package but itself and
+``losses``. A module imports a name from the module that defines it: no re-exports across modules.
 """
 
 import ast
@@ -17,16 +18,17 @@ import jaxwvae
 PACKAGE = pathlib.Path(jaxwvae.__file__).parent
 LAYERS = ("core", "data", "config", "replica", "runs", "engine", "evaluation", "reports")
 BELOW = {
+    "losses": set(),
     "errors": set(),
-    "core": set(),
-    "data": {"errors"},
-    "config": {"errors", "core", "data"},
-    "replica": {"errors", "core", "config"},
-    "runs": {"errors", "core", "config"},
-    "engine": {"errors", "core", "data", "config", "replica", "runs"},
-    "evaluation": {"errors", "core", "data", "config", "runs"},
-    "reports": {"errors", "core", "data", "config", "replica", "runs", "engine", "evaluation"},
-    "cli": {"errors", "core", "data", "config", "replica", "runs", "engine", "evaluation", "reports"},
+    "core": {"losses"},
+    "data": {"losses", "errors"},
+    "config": {"losses", "errors", "core", "data"},
+    "replica": {"losses", "errors", "core", "config"},
+    "runs": {"losses", "errors", "core", "config"},
+    "engine": {"losses", "errors", "core", "data", "config", "replica", "runs"},
+    "evaluation": {"losses", "errors", "core", "data", "config", "runs"},
+    "reports": {"losses", "errors", "core", "data", "config", "replica", "runs", "engine", "evaluation"},
+    "cli": {"losses", "errors", "core", "data", "config", "replica", "runs", "engine", "evaluation", "reports"},
 }
 
 
@@ -77,7 +79,7 @@ def test_imports_point_down(path):
 
 
 def test_the_math_imports_nothing_of_the_package():
-    assert imported(PACKAGE / "core" / "losses.py") == []
+    assert imported(PACKAGE / "losses.py") == []
 
 
 def test_the_checker_catches_an_upward_import(tmp_path):
@@ -90,15 +92,17 @@ def test_the_checker_catches_an_upward_import(tmp_path):
         bad.unlink()
 
 
-@pytest.mark.parametrize("name", sorted(jaxwvae._HOMES))
-def test_the_flat_names_users_type_still_work(name):
-    module = getattr(jaxwvae, name)
-    assert module is importlib.import_module(f"jaxwvae.{jaxwvae._HOMES[name]}.{name}")
-
-
-def test_from_jaxwvae_import_losses_stays_light():
+@pytest.mark.parametrize("statement", ["import jaxwvae.losses as losses", "from jaxwvae import losses"])
+def test_losses_imports_both_ways_and_stays_light(statement):
     import subprocess
     import sys
-    code = "import sys; from jaxwvae import losses; print(sorted(m for m in sys.modules if m.startswith('jaxwvae')))"
+    code = (f"import sys; {statement}; assert callable(losses.w2_squared); "
+            "print(sorted(m for m in sys.modules if m.startswith('jaxwvae')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['jaxwvae', 'jaxwvae.core', 'jaxwvae.core.losses']"
+    assert out.strip() == "['jaxwvae', 'jaxwvae.losses']"
+
+
+def test_the_package_keeps_no_aliases():
+    assert not hasattr(jaxwvae, "__getattr__"), "jaxwvae/__init__.py must not alias modules"
+    with pytest.raises(AttributeError):
+        jaxwvae.sweep  # noqa: B018

@@ -1,4 +1,4 @@
-"""jaxwvae.core.losses against independent float64 references (scipy, numpy, quadrature, Monte Carlo)."""
+"""jaxwvae.losses against independent float64 references (scipy, numpy, quadrature, Monte Carlo)."""
 
 import subprocess
 import sys
@@ -14,7 +14,7 @@ import scipy.special
 import scipy.stats
 from jax.test_util import check_grads
 
-from jaxwvae.core import losses
+from jaxwvae import losses
 
 RNG = np.random.default_rng(20210930)
 M = 20  # the paper's latent size
@@ -267,7 +267,7 @@ def test_no_python_branching_on_values_under_jit():
 
 
 def test_import_is_light():
-    code = ("import sys, jaxwvae.core.losses; bad = [m for m in ('statsmodels', 'tensorflow', 'matplotlib', 'flax') "
+    code = ("import sys, jaxwvae.losses; bad = [m for m in ('statsmodels', 'tensorflow', 'matplotlib', 'flax') "
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

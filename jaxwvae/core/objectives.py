@@ -29,7 +29,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxwvae.core import losses, names
+from jaxwvae import losses
+from jaxwvae.core import names
 from jaxwvae.core.models import VAEOutputs
 
 METRICS = ("loss", "rec", "w2", "kl", "t_gap")

@@ -36,7 +36,7 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
     """One Adam step on the batch ``x`` ``[batch, 784]`` (floats in [0, 1]), then the λ rule.
 
     The metrics are batch means per image: ``t_gap`` is ``T_t`` of the paper
-    (see ``jaxwvae.core.losses.t_gap``), ``lam`` the λ this step used and
+    (see ``jaxwvae.losses.t_gap``), ``lam`` the λ this step used and
     ``t_forecast`` the forecast ``T̂_{t+1}`` made after it (NaN for the fixed rule).
 
     A replica whose loss, gradients or next λ are non-finite keeps its last
