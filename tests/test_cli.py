@@ -276,12 +276,12 @@ def test_flags_parse_into_their_fields():
             "--lambda-rule", "fixed", "--forecaster", "host", "--arima-order", "2,1,0", "--lambda-c", "0.5",
             "--lambda-min", "0.1", "--lambda-max", "20", "--lambda-t-scale", "2", "--lambda-sign-zero", "-1",
             "--refit-every", "5", "--epochs", "2", "--batch-size", "10", "--train-size", "100", "--test-size", "50",
-            "--latent-dim", "4", "--hidden", "8,4", "--sigma-max-one", "--learning-rate", "0.01", "--data-dir", "d",
+            "--latent-dim", "4", "--hidden", "8,4", "--sigma-max", "1", "--learning-rate", "0.01", "--data-dir", "d",
             "--steps-per-call", "7", "--replica-loop", "map", "--checkpoint-every", "0", "--grid", "lambda_c=1,2"]
     given = cli.given_fields(cli.sweep_parser().parse_args(argv))
     assert set(given) == {f.name for f in dataclasses.fields(SweepConfig)}  # every field has a flag that sets it
     assert given["seeds"] == (3, 7) and given["arima_order"] == (2, 1, 0) and given["hidden"] == (8, 4)
-    assert given["lambda_max"] == 20.0 and given["lambda_sign_zero"] == -1.0 and given["sigma_max_one"] is True
+    assert given["lambda_max"] == 20.0 and given["lambda_sign_zero"] == -1.0 and given["sigma_max"] == 1.0
     assert given["refit_every"] == 5 and given["data_dir"] == "d" and given["grid"] == ((("lambda_c", 1.0),),
                                                                                         (("lambda_c", 2.0),))
     assert cli.given_fields(cli.sweep_parser().parse_args([])) == {}  # flags not given keep the preset's value

@@ -25,11 +25,11 @@ from jaxwvae.runs import checkpoint
 PIXELS, HIDDEN, LATENT, BATCH = 16, (8,), 2, 4
 
 
-def hyper(lam=1.0, logvar_max=np.inf, learning_rate=1e-2):
+def hyper(lam=1.0, sigma_max=np.inf, learning_rate=1e-2):
     """One replica's point values (as :func:`jaxwvae.config.grid.replica_table` gives them), Section 3's rule."""
     rule = lambda_rule.RuleHyper.default(xp=np)
     return {"lam_low": np.float32(lam), "lam_high": np.float32(lam), "learning_rate": np.float32(learning_rate),
-            "logvar_max": np.float32(logvar_max), **rule._asdict()}
+            "sigma_max": np.float32(sigma_max), **rule._asdict()}
 
 
 @functools.cache
@@ -48,7 +48,7 @@ def tiny_state(seed=0, objective="w", **values):
 def loss_before_step(state, x):
     """The objective at the state's parameters with the keys ``train_step`` draws at this step."""
     key_z, key_objective = jax.random.split(stream(state.key, STEP_STREAM, state.step))
-    outputs = state.apply_fn(state.params, x, key_z, state.logvar_max)
+    outputs = state.apply_fn(state.params, x, key_z, state.sigma_max)
     return state.objective(x, outputs, state.lam, key_objective)[0]
 
 
@@ -164,9 +164,12 @@ def test_the_cap_keeps_every_sigma_at_most_one():
     params["params"]["encoder"]["Dense_1"]["bias"] = bias.at[LATENT:].add(0.5)
     free = model.apply(params, x, key, jnp.float32(np.inf))
     assert np.mean(free.logvar > 0) > 0.5
-    capped = model.apply(params, x, key, jnp.float32(0.0))  # logvar_max = 0: the per-replica cap
-    relu = VAE(HIDDEN, LATENT, PIXELS, sigma_max_one=True).apply(params, x, key)  # the paper's adjusted ReLU
-    for out in (capped, relu):
+    capped = model.apply(params, x, key, jnp.float32(1.0))  # sigma_max = 1: the per-replica cap
+    relu = -jax.nn.relu(-free.logvar)  # the paper's adjusted ReLU on the uncapped encoder's output
+    np.testing.assert_array_equal(capped.logvar, relu)
+    half = model.apply(params, x, key, jnp.float32(0.5))  # another cap: σ <= 0.5 up to log's rounding
+    np.testing.assert_allclose(np.exp(np.asarray(half.logvar, np.float64) / 2).max(), 0.5, rtol=1e-6)
+    for out in (capped,):
         sigma = np.exp(np.asarray(out.logvar, np.float64) / 2)
         assert np.all(sigma <= 1.0)
         np.testing.assert_array_equal(out.logvar, np.minimum(free.logvar, 0.0))
@@ -174,17 +177,17 @@ def test_the_cap_keeps_every_sigma_at_most_one():
         # with every σ <= 1 and μ = 0, T <= 0 (paper, section 3)
         assert np.all(np.asarray(jax.vmap(lambda lv: losses.t_gap(0 * lv, lv))(out.logvar)) <= 0)
     # the config's switch becomes that cap in the replica's state
-    table = grid.replica_table(config_lib.smoke(seeds=(0,), sigma_max_one=True).resolved(), 1)
-    assert table["logvar_max"].tolist() == [0.0]
-    assert np.isinf(grid.replica_table(config_lib.smoke(seeds=(0,)).resolved(), 1)["logvar_max"]).all()
+    table = grid.replica_table(config_lib.smoke(seeds=(0,), sigma_max=1.0).resolved(), 1)
+    assert table["sigma_max"].tolist() == [1.0]
+    assert np.isinf(grid.replica_table(config_lib.smoke(seeds=(0,)).resolved(), 1)["sigma_max"]).all()
 
 
 def test_a_capped_replica_stays_capped_through_training():
-    state = tiny_state(logvar_max=0.0, learning_rate=0.1)  # large steps, so some log σ² are pushed upwards
+    state = tiny_state(sigma_max=1.0, learning_rate=0.1)  # large steps, so some log σ² are pushed upwards
     step = jax.jit(train.train_step)
     for t in range(5):
         state, _ = step(state, batch(t))
-    out = state.apply_fn(state.params, batch(9, n=64), jax.random.key(1), state.logvar_max)
+    out = state.apply_fn(state.params, batch(9, n=64), jax.random.key(1), state.sigma_max)
     assert np.all(np.asarray(out.logvar) <= 0.0)
 
 

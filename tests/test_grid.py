@@ -1,5 +1,6 @@
 """Grids: points x seeds in one program, each replica equal to a solo run with its point's values."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ POINTS = (
     (("lambda_c", 0.005),),
     (("lambda_max", 0.99), ("lam", "uniform:0:2")),
     (("learning_rate", 3e-3), ("lambda_t_scale", 2.0)),
-    (("sigma_max_one", True), ("lambda_rule", "fixed")),
+    (("sigma_max", 1.0), ("lambda_rule", "fixed")),
     (("lambda_min", 0.9), ("lambda_sign_zero", -1.0)),
 )
 
@@ -38,10 +39,10 @@ def grid_run(data_dir, tmp_path_factory):
 
 
 def test_parse_is_the_product_in_flag_order():
-    points = grid.parse(["lambda_c=0.05,0.005", "lam=1,uniform:0:20", "sigma_max_one=false,true"])
+    points = grid.parse(["lambda_c=0.05,0.005", "lam=1,uniform:0:20", "sigma_max=none,1"])
     assert len(points) == 8
-    assert points[0] == (("lambda_c", 0.05), ("lam", "1"), ("sigma_max_one", False))
-    assert points[-1] == (("lambda_c", 0.005), ("lam", "uniform:0:20"), ("sigma_max_one", True))
+    assert points[0] == (("lambda_c", 0.05), ("lam", "1"), ("sigma_max", None))
+    assert points[-1] == (("lambda_c", 0.005), ("lam", "uniform:0:20"), ("sigma_max", 1.0))
     assert grid.parse(["lambda-max=none,20"]) == ((("lambda_max", None),), (("lambda_max", 20.0),))
 
 
@@ -52,7 +53,7 @@ def test_parse_is_the_product_in_flag_order():
     (["lambda_c=abc"], "not of lambda_c's type"),
     (["lambda_c=0.1,0.1"], "appears twice"),
     (["lambda_c=0.1", "lambda_c=0.2"], "given twice"),
-    (["sigma_max_one=maybe"], "not of sigma_max_one's type"),
+    (["sigma_max=maybe"], "not of sigma_max's type"),
 ])
 def test_malformed_grids_are_refused(specs, message):
     with pytest.raises(ConfigError, match=message):
@@ -82,9 +83,10 @@ def test_replica_table_is_point_major():
     table = grid.replica_table(config, 12)
     assert table["seed"].tolist() == [4, 7] * 5 + [8, 9]  # two padding replicas with unused seeds
     assert table["point"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0, 0]
-    assert table["c"][0] == np.float32(0.005) and table["lam_max"][2] == np.float32(0.99)
-    assert table["logvar_max"][6] == 0.0 and np.isinf(table["logvar_max"][0])
-    assert table["adaptive"].tolist()[::2] == [1, 1, 1, 0, 1, 1]
+    assert table["lambda_c"][0] == np.float32(0.005) and table["lambda_max"][2] == np.float32(0.99)
+    assert table["sigma_max"][6] == 1.0 and np.isinf(table["sigma_max"][0])
+    assert table["lambda_rule"].tolist()[::2] == [1, 1, 1, 0, 1, 1]  # indices into names.LAMBDA_RULES
+    assert set(table) >= set(lambda_rule.RuleHyper._fields)  # the state's names are the config's
     assert grid.replica_seeds(config) == [4, 7] * 5
 
 
@@ -99,7 +101,7 @@ def test_outputs_carry_each_replicas_values(grid_run):
     np.testing.assert_array_equal(h["hyper_lambda_c"][:2], 0.005)
     assert h["hyper_lam"][2] == "uniform:0:2" and h["hyper_lambda_rule"][6] == "fixed"
     assert np.isinf(h["hyper_lambda_max"][0]) and h["hyper_lambda_max"][2] == 0.99
-    assert h["hyper_sigma_max_one"].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 0, 0]
+    assert h["hyper_sigma_max"].tolist() == [np.inf] * 6 + [1, 1] + [np.inf] * 2
 
 
 @pytest.mark.slow  # sweep.run end to end
@@ -127,7 +129,7 @@ def test_sigma_cap_holds_for_its_point_only(data_dir):
     x = jax.random.uniform(jax.random.key(1), (50, 784))
 
     def logvar(state):
-        return state.apply_fn(state.params, x, jax.random.PRNGKey(0), state.logvar_max).logvar
+        return state.apply_fn(state.params, x, jax.random.PRNGKey(0), state.sigma_max).logvar
 
     lv = np.asarray(jax.vmap(logvar)(states))
     assert np.all(lv[6:8] <= 0.0)  # point 3: σ <= 1, the paper's adjusted ReLU
@@ -211,3 +213,19 @@ def test_bad_grids_end_with_one_line_and_status_2(tmp_path, data_dir, flags, mes
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], done.stderr
     assert not out.exists()
+
+
+def test_grid_fields_are_the_configs_per_replica_fields_parsed_by_their_annotations():
+    per_replica = [f.name for f in dataclasses.fields(config_lib.SweepConfig) if f.metadata["per_replica"]]
+    assert list(grid.FIELDS) == per_replica
+    assert grid.FIELDS["sigma_max"]("none") is None and grid.FIELDS["sigma_max"]("2") == 2.0
+    assert grid.FIELDS["lambda_max"]("inf") is None  # a float bound: inf and none both mean unbounded
+    assert grid.FIELDS["learning_rate"]("0.01") == 0.01
+    with pytest.raises(ValueError):
+        grid.FIELDS["lambda_c"]("none")  # not optional: no None
+
+
+def test_the_default_lambda_is_the_objectives_before_and_after_resolving():
+    for objective, lam in (("w", 1.0), ("kl", 1.0), ("wae", 10.0)):
+        config = config_lib.smoke(objective=objective)
+        assert config.lam_init == config.resolved().lam_init == (lam, lam)

@@ -1,8 +1,9 @@
 """Grids of hyperparameters: every grid point times every seed is a replica of one program.
 
 A grid point is a tuple of ``(field, value)`` pairs of :class:`~jaxwvae.config.SweepConfig`;
-the fields in :data:`FIELDS` are the scalars a replica carries in its state
-(λ₀, the λ rule and its readings, the learning rate, the σ cap), so one
+the fields in :data:`FIELDS` (the config's ``per_replica`` fields) are the scalars a
+replica carries in its state under the same names (λ₀, the λ rule and its readings,
+the learning rate, the σ cap), so one
 compiled step serves every point. ``--grid NAME=V1,V2`` on the command line,
 repeated, gives the product of its lists.
 
@@ -17,9 +18,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import typing
+from collections.abc import Callable
 
 import numpy as np
 
+from jaxwvae.core import names
 from jaxwvae.errors import ConfigError
 
 
@@ -32,22 +36,29 @@ def _bool(text: str) -> bool:
     raise ValueError
 
 
-def _optional_float(text: str) -> float | None:
-    return None if text.strip().lower() in ("none", "inf") else float(text)
+def _parser(annotation) -> Callable[[str], object]:
+    """The parser of one value of a field typed ``annotation`` (``X | None`` takes ``none``; floats take ``inf``)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = len(args) == 1 and len(typing.get_args(annotation)) == 2
+    base = args[0] if optional else annotation
+    one = {bool: _bool, int: int, float: float, str: str}[base]
+    if not optional:
+        return one
+    # None is the field's "unbounded"/"default" value; for a number "inf" means the same
+    nones = ("none", "inf") if base is float else ("none",)
+    return lambda text: None if text.strip().lower() in nones else one(text)
 
 
-# field -> parser of one value written on the command line
-FIELDS = {
-    "lam": str,
-    "lambda_rule": str,
-    "lambda_c": float,
-    "lambda_min": float,
-    "lambda_max": _optional_float,
-    "lambda_t_scale": float,
-    "lambda_sign_zero": float,
-    "learning_rate": float,
-    "sigma_max_one": _bool,
-}
+def _per_replica_fields() -> dict[str, Callable[[str], object]]:
+    from jaxwvae.config.sweep_config import SweepConfig
+
+    hints = typing.get_type_hints(SweepConfig)
+    return {f.name: _parser(hints[f.name]) for f in dataclasses.fields(SweepConfig) if f.metadata["per_replica"]}
+
+
+# field -> parser of one value written on the command line: the config's per-replica fields, typed by
+# their annotations
+FIELDS = _per_replica_fields()
 
 
 def parse(specs) -> tuple[tuple[tuple[str, object], ...], ...]:
@@ -120,27 +131,26 @@ def hyper(point_config) -> dict:
 def replica_table(config, padded: int) -> dict:
     """Per-replica arrays (``padded`` long) of everything a replica's state takes from its point.
 
-    Keys: ``seed``, ``point``, ``lam_low``, ``lam_high``, ``learning_rate``, ``logvar_max``
-    and the λ rule's ``adaptive``, ``c``, ``lam_min``, ``lam_max``, ``t_scale``, ``sign_zero``.
+    Keys: ``seed``, ``point``, ``lam_low`` and ``lam_high`` (λ₀, or the range it is drawn from),
+    ``learning_rate``, ``sigma_max`` (+inf: no cap) and the fields of
+    :class:`jaxwvae.core.lambda_rule.RuleHyper` (``lambda_rule`` as its index in
+    :data:`jaxwvae.core.names.LAMBDA_RULES`; ``lambda_max`` +inf when unbounded).
     Padding replicas (to fill every device) repeat point 0 with seeds no real replica uses.
     """
     points = resolved_points(config)
     rows = [(i, s) for i in range(len(points)) for s in config.seeds]
     rows += [(0, max(config.seeds) + 1 + k) for k in range(padded - len(rows))]
-    table = {name: [] for name in ("seed", "point", "lam_low", "lam_high", "learning_rate", "logvar_max",
-                                   "adaptive", "c", "lam_min", "lam_max", "t_scale", "sign_zero")}
+    values = []
     for i, seed in rows:
         p = points[i]
-        lam = p.lam_init
-        values = {"seed": seed, "point": i, "lam_low": lam.low, "lam_high": lam.high,
-                  "learning_rate": p.learning_rate, "logvar_max": 0.0 if p.sigma_max_one else math.inf,
-                  "adaptive": float(p.lambda_rule == "arima"), "c": p.lambda_c, "lam_min": p.lambda_min,
-                  "lam_max": math.inf if p.lambda_max is None else p.lambda_max, "t_scale": p.lambda_t_scale,
-                  "sign_zero": p.lambda_sign_zero}
-        for k, v in values.items():
-            table[k].append(v)
-    ints = ("seed", "point")
-    return {k: np.asarray(v, np.int32 if k in ints else np.float32) for k, v in table.items()}
+        values.append({
+            "seed": seed, "point": i, "lam_low": p.lam_init.low, "lam_high": p.lam_init.high,
+            "learning_rate": p.learning_rate, "sigma_max": math.inf if p.sigma_max is None else p.sigma_max,
+            "lambda_rule": names.LAMBDA_RULES.index(p.lambda_rule), "lambda_c": p.lambda_c,
+            "lambda_min": p.lambda_min, "lambda_max": math.inf if p.lambda_max is None else p.lambda_max,
+            "lambda_t_scale": p.lambda_t_scale, "lambda_sign_zero": p.lambda_sign_zero})
+    ints = ("seed", "point", "lambda_rule")
+    return {k: np.asarray([v[k] for v in values], np.int32 if k in ints else np.float32) for k in values[0]}
 
 
 def replica_count(config) -> int:

@@ -20,7 +20,7 @@ READINGS = {
     "lam0_uniform": ("(e) adaptive, λ₀ uniform on [0, 20]",
                      {"lambda_rule": "arima", "lam": "uniform:0:20", "lambda_c": 0.05}),
     "sigma_cap": ("(f) adaptive with the adjusted ReLU (σ <= 1)",
-                  {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05, "sigma_max_one": True}),
+                  {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05, "sigma_max": 1.0}),
     "printed_2T": ("(g) adaptive with the printed 2T inside β",
                    {"lambda_rule": "arima", "lam": "1", "lambda_c": 0.05, "lambda_t_scale": 2.0}),
     "fixed1": ("reference: λ = 1 fixed (plain ELBO_W)", {"lambda_rule": "fixed", "lam": "1"}),

@@ -44,14 +44,23 @@ class LamInit(NamedTuple):
         return f"{self.low:g}" if self.low == self.high else f"uniform:{self.low:g}:{self.high:g}"
 
 
-def _field(default, help: str, *, choices: tuple[str, ...] = ()):
-    """A config field whose meaning (``help``, also the flag's ``--help``) and valid names live with it."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def _field(default, help: str, *, choices: tuple[str, ...] = (), per_replica: bool = False):
+    """A config field whose meaning (``help``, also the flag's ``--help``) and valid names live with it.
+
+    ``per_replica``: the value lives in each replica's state under the same name, so a grid
+    (:mod:`jaxwvae.config.grid`) may vary it between the replicas of one program.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+                                                        "per_replica": per_replica})
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """Everything a sweep needs; the defaults are the paper's MNIST setting (section 4).
+    """Everything a sweep needs; the defaults are the paper's MNIST setting.
+
+    Section 4's data, model and training (MNIST, the 3-layer MLP, batch 100, 15
+    epochs, 30 seeds) with Section 3's adaptive λ as printed (λ₀ = 1, c = 0.05):
+    the reading ``section3`` of :mod:`jaxwvae.config.readings`.
 
     Each field's ``metadata["help"]`` says what it means (the command line's ``--help`` reads it:
     ``--field-name`` sets ``field_name``); ``metadata["choices"]`` lists the names a field may take,
@@ -61,7 +70,9 @@ class SweepConfig:
     λ from its registry default (1 for ``w`` and ``kl``, 10 for ``wae``), the
     λ rule ``arima`` for ``w`` (the paper's adaptive schedule), ``fixed`` otherwise.
     The optimiser is Adam at ``learning_rate`` (the paper names none). The λ rule's
-    readings (``lambda_*``) are those of :mod:`jaxwvae.core.lambda_rule`.
+    readings (``lambda_*``) are those of :mod:`jaxwvae.core.lambda_rule`. The fields marked
+    ``per_replica`` keep their names in the replica's state
+    (:class:`jaxwvae.replica.state.ReplicaState`, :class:`jaxwvae.core.lambda_rule.RuleHyper`).
 
     ``grid`` holds grid points, each a tuple of ``(field, value)`` pairs
     (``jaxwvae.config.grid``); the replicas are every point times every seed, all in
@@ -72,18 +83,18 @@ class SweepConfig:
     objective: str = _field("w", "w (ELBO_W), kl (ELBO_KL) or wae (WAE-MMD)", choices=names.OBJECTIVES)
     seeds: tuple[int, ...] = _field(tuple(range(30)), "train seeds 0..N-1")
     lam: str | None = _field(None, "initial λ: a number, or uniform:LOW:HIGH drawn per replica "
-                                   "(default: the objective's, 1 for w and kl, 10 for wae)")
+                                   "(default: the objective's, 1 for w and kl, 10 for wae)", per_replica=True)
     lambda_rule: str | None = _field(None, "arima: the paper's adaptive λ (default for w); fixed: λ stays "
-                                           "(default otherwise)", choices=names.LAMBDA_RULES)
+                                           "(default otherwise)", choices=names.LAMBDA_RULES, per_replica=True)
     forecaster: str = _field("device", "where the adaptive rule forecasts T: device (in the compiled step), "
                                        "host (NumPy) or statsmodels (the reference ARIMA)",
                              choices=names.FORECASTERS)
     arima_order: tuple[int, int, int] = _field((1, 1, 0), "p,d,q of the T forecaster")
-    lambda_c: float = _field(0.05, "step size c of the λ rule")
-    lambda_min: float = _field(0.0, "lower bound of the adaptive λ")
-    lambda_max: float | None = _field(None, "upper bound of the adaptive λ (default: none)")
-    lambda_t_scale: float = _field(1.0, "1: T inside the rule's β; 2: the paper's printed 2T")
-    lambda_sign_zero: float = _field(1.0, "sign(0) in the rule's β: 1, 0 or -1")
+    lambda_c: float = _field(0.05, "step size c of the λ rule", per_replica=True)
+    lambda_min: float = _field(0.0, "lower bound of the adaptive λ", per_replica=True)
+    lambda_max: float | None = _field(None, "upper bound of the adaptive λ (default: none)", per_replica=True)
+    lambda_t_scale: float = _field(1.0, "1: T inside the rule's β; 2: the paper's printed 2T", per_replica=True)
+    lambda_sign_zero: float = _field(1.0, "sign(0) in the rule's β: 1, 0 or -1", per_replica=True)
     refit_every: int = _field(1, "statsmodels: refit every k steps, extend between")
     epochs: int = _field(15, "epochs")
     batch_size: int = _field(100, "batch size")
@@ -91,8 +102,9 @@ class SweepConfig:
     test_size: int | None = _field(None, "evaluate on the first N test images (default: all)")
     latent_dim: int = _field(20, "latent size m")
     hidden: tuple[int, ...] = _field((512, 256), "encoder widths")
-    sigma_max_one: bool = _field(False, "the paper's adjusted ReLU: keep every σ <= 1")
-    learning_rate: float = _field(1e-3, "Adam step size")
+    sigma_max: float | None = _field(None, "cap every σ of the encoder at this value; 1 is the paper's "
+                                           "adjusted ReLU (default: none)", per_replica=True)
+    learning_rate: float = _field(1e-3, "Adam step size", per_replica=True)
     data_dir: str | None = _field(None, "folder with the IDX files (else $JAXWVAE_DATA_DIR, cache, download)")
     steps_per_call: int = _field(100, "steps per compiled call")
     replica_loop: str = _field("auto", "vmap: batch the replicas (GPU/TPU); map: one after another in the same "
@@ -107,17 +119,19 @@ class SweepConfig:
     def resolved(self) -> SweepConfig:
         """The same config with every ``None`` default filled in (validated first)."""
         self.validate()
-        from jaxwvae.core import objectives
-
-        lam = self.lam if self.lam is not None else f"{objectives.get(self.objective).default_lam:g}"
         rule = self.lambda_rule or ("arima" if self.objective == "w" else "fixed")
-        out = dataclasses.replace(self, lam=str(LamInit.parse(lam)), lambda_rule=rule)
+        out = dataclasses.replace(self, lam=str(self.lam_init), lambda_rule=rule)
         out.validate()
         return out
 
     @property
     def lam_init(self) -> LamInit:
-        return LamInit.parse(self.lam if self.lam is not None else "1")
+        """λ₀: ``lam``, or the objective's default weight when ``lam`` is None (as :meth:`resolved` fills it)."""
+        if self.lam is not None:
+            return LamInit.parse(self.lam)
+        from jaxwvae.core import objectives
+
+        return LamInit.parse(f"{objectives.get(self.objective).default_lam:g}")
 
     def to_json(self) -> dict:
         """A JSON-ready dict; grid points become ``{field: value}`` objects."""
@@ -201,6 +215,8 @@ class SweepConfig:
             bad("latent_dim", "must be >= 1", "pass e.g. --latent-dim 20")
         if not self.hidden or any(w < 1 for w in self.hidden):
             bad("hidden", "needs positive widths", "pass e.g. --hidden 512,256")
+        if self.sigma_max is not None and not (self.sigma_max > 0 and math.isfinite(self.sigma_max)):
+            bad("sigma_max", "must be a positive number", "pass --sigma-max 1 (the paper's adjusted ReLU), or omit it")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             bad("learning_rate", "must be a positive number", "pass e.g. --learning-rate 1e-3")
         if self.steps_per_call < 1:

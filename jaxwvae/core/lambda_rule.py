@@ -8,17 +8,17 @@ After step ``t`` with batch-mean gap ``T_t`` and a forecast ``T̂_{t+1}``::
 Choices where the paper is silent, each a per-replica value in :class:`RuleHyper`
 (so a grid of readings is one program), each tested:
 
-* ``sign_zero`` (default ``+1``): the value of ``sign(0)``. The paper's prose
+* ``lambda_sign_zero`` (default ``+1``): the value of ``sign(0)``. The paper's prose
   puts ``T̂ = 0`` in the "λ decreases" branch ("if T_{t+1} >= 0, β = ... − 1 is
   negative"), so by default ``β < 0`` iff ``T̂ >= 0``; ``-1`` puts it in the
   increasing branch, ``0`` (NumPy's ``sign``) gives ``β = σ(T − T̂) − 1/2``.
-* ``t_scale`` (default 1): the gap inside β is ``t_scale · T``. The paper's
+* ``lambda_t_scale`` (default 1): the gap inside β is ``t_scale · T``. The paper's
   printed T is ``2T`` (its formula lacks the 1/2 of the Gaussian terms), so
   ``t_scale = 2`` is the rule read as printed; the sign branch is unchanged.
-* ``lam_min = 0``, ``lam_max = +inf``: β lies in (−1, 1), so λ could cross
+* ``lambda_min = 0``, ``lambda_max = +inf``: β lies in (−1, 1), so λ could cross
   zero; a negative weight would reward moving away from the prior, so λ is
-  clamped at ``lam_min``. Section 4 lets λ "vary between 0 and 20":
-  ``lam_max = 20`` reads that as a bound on the adaptive λ.
+  clamped at ``lambda_min``. Section 4 lets λ "vary between 0 and 20":
+  ``lambda_max = 20`` reads that as a bound on the adaptive λ.
 * Warm-up: the forecast is the last value (``T̂_{t+1} = T_t``, β = ±1/2) until
   the estimator has at least ``max(p, 1)`` regression pairs.
 
@@ -38,6 +38,8 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+
+from jaxwvae.core import names
 
 LAMBDA_C = 0.05  # the paper's c (Appendix B)
 LAMBDA_MIN = 0.0
@@ -63,31 +65,42 @@ def next_lambda(lam, t_forecast, t_now, c=LAMBDA_C, lam_min=LAMBDA_MIN, lam_max=
     return xp.minimum(xp.maximum(moved, lam_min), lam_max).astype(lam.dtype)
 
 
+ARIMA = names.LAMBDA_RULES.index("arima")  # the index of the paper's rule in RuleHyper.lambda_rule
+
+
 class RuleHyper(NamedTuple):
     """The λ rule's per-replica hyperparameters (arrays; leading axes index replicas, as in the state).
 
-    ``adaptive`` is 1 where λ follows the rule and 0 where it stays at λ₀, so
-    fixed and adaptive replicas can share one compiled program.
+    Each field has the name of the :class:`jaxwvae.config.SweepConfig` field it comes from.
+    ``lambda_rule`` is the replica's rule as its index in :data:`jaxwvae.core.names.LAMBDA_RULES`
+    (int32): λ follows the paper's rule where it is :data:`ARIMA` and stays at λ₀ where it is
+    ``fixed``, so fixed and adaptive replicas share one compiled program. This is the one way a
+    replica keeps λ fixed.
     """
 
-    adaptive: Any
-    c: Any
-    lam_min: Any
-    lam_max: Any  # +inf: unbounded
-    t_scale: Any
-    sign_zero: Any
+    lambda_rule: Any
+    lambda_c: Any
+    lambda_min: Any
+    lambda_max: Any  # +inf: unbounded
+    lambda_t_scale: Any
+    lambda_sign_zero: Any
 
     @classmethod
     def default(cls, xp=jnp, dtype=np.float32):
         """The paper's Section 3 rule: adaptive, c = 0.05, λ in [0, inf), T in β, sign(0) = +1."""
-        return cls(*(xp.asarray(v, dtype) for v in (1.0, LAMBDA_C, LAMBDA_MIN, LAMBDA_MAX, 1.0, 1.0)))
+        return cls(xp.asarray(ARIMA, np.int32),
+                   *(xp.asarray(v, dtype) for v in (LAMBDA_C, LAMBDA_MIN, LAMBDA_MAX, 1.0, 1.0)))
+
+    def adapts(self, xp=jnp):
+        """True where λ follows the paper's rule."""
+        return xp.asarray(self.lambda_rule) == ARIMA
 
 
 def rule_step(lam, t_forecast, t_now, hyper: RuleHyper, xp=jnp):
-    """:func:`next_lambda` with ``hyper``'s values; λ stays where ``hyper.adaptive`` is 0."""
-    moved = next_lambda(lam, t_forecast, t_now, hyper.c, hyper.lam_min, hyper.lam_max, hyper.t_scale,
-                        hyper.sign_zero, xp=xp)
-    return xp.where(hyper.adaptive > 0, moved, xp.asarray(lam)).astype(xp.asarray(lam).dtype)
+    """:func:`next_lambda` with ``hyper``'s values; λ stays where the replica's rule is ``fixed``."""
+    moved = next_lambda(lam, t_forecast, t_now, hyper.lambda_c, hyper.lambda_min, hyper.lambda_max,
+                        hyper.lambda_t_scale, hyper.lambda_sign_zero, xp=xp)
+    return xp.where(hyper.adapts(xp), moved, xp.asarray(lam)).astype(xp.asarray(lam).dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -193,6 +206,11 @@ def arima_update(state: ArimaState, t_value, order, xp=jnp):
 class LambdaRule(NamedTuple):
     """``init() -> state``; ``update(t_value, state, lam, hyper) -> (lam_next, state, t_forecast)``.
 
+    The rule compiled into the step: :func:`arima` when some replica's λ follows the paper's rule
+    on the device (each replica's ``hyper.lambda_rule`` says whether its own does), :func:`fixed`
+    when none does (every rule fixed, or the forecast made on the host), so that no forecaster
+    runs for nothing.
+
     ``hyper`` is the replica's :class:`RuleHyper`; ``t_forecast`` is NaN where λ does not adapt.
     """
 
@@ -227,6 +245,6 @@ def arima(order=(1, 1, 0), xp=jnp, batch_shape=()) -> LambdaRule:
     def update(t_value, state, lam, hyper):
         state, forecast = arima_update(state, t_value, order, xp=xp)
         lam_next = rule_step(lam, forecast, t_value, hyper, xp=xp)
-        return lam_next, state, xp.where(hyper.adaptive > 0, forecast, xp.nan)
+        return lam_next, state, xp.where(hyper.adapts(xp), forecast, xp.nan)
 
     return LambdaRule(init, update)

@@ -25,12 +25,16 @@ class VAEOutputs(NamedTuple):
     z: jax.Array  # [..., m], the reparameterised sample
 
 
-def adjusted_relu(raw: jax.Array) -> jax.Array:
-    """The paper's ReLU variant for ``logvar``: ``-relu(-raw) = min(raw, 0)``, so ``sigma <= 1``.
+def cap_logvar(logvar: jax.Array, sigma_max=None) -> jax.Array:
+    """``min(logvar, 2 log sigma_max)``: every ``sigma <= sigma_max`` (None or +inf: no cap).
 
-    Section 3: with every ``sigma <= 1``, ``T <= 0`` and ELBO_W >= ELBO_KL.
+    ``sigma_max = 1`` is the paper's adjusted ReLU, ``-relu(-raw) = min(raw, 0)``
+    (Section 3: with every ``sigma <= 1``, ``T <= 0`` and ELBO_W >= ELBO_KL).
+    ``sigma_max`` may be traced (one per replica).
     """
-    return -nn.relu(-raw)
+    if sigma_max is None:
+        return logvar
+    return jnp.minimum(logvar, 2.0 * jnp.log(jnp.asarray(sigma_max, logvar.dtype)))
 
 
 class Encoder(nn.Module):
@@ -38,20 +42,15 @@ class Encoder(nn.Module):
 
     hidden: Sequence[int]
     latent_dim: int
-    sigma_max_one: bool = False
 
     @nn.compact
-    def __call__(self, x, logvar_max=None):
-        """``logvar_max`` (a traced scalar, e.g. per replica) caps ``logvar`` by ``min``; 0 equals the adjusted ReLU."""
+    def __call__(self, x, sigma_max=None):
+        """``sigma_max`` (a traced scalar, e.g. per replica) caps every σ (:func:`cap_logvar`)."""
         h = x
         for width in self.hidden:
             h = nn.relu(nn.Dense(width)(h))
         mu, logvar = jnp.split(nn.Dense(2 * self.latent_dim)(h), 2, axis=-1)
-        if self.sigma_max_one:
-            logvar = adjusted_relu(logvar)
-        if logvar_max is not None:
-            logvar = jnp.minimum(logvar, logvar_max)
-        return mu, logvar
+        return mu, cap_logvar(logvar, sigma_max)
 
 
 class Decoder(nn.Module):
@@ -75,30 +74,30 @@ class VAE(nn.Module):
       hidden: encoder widths, e.g. ``(512, 256)``; the decoder uses them reversed.
       latent_dim: ``m``, the size of ``z``.
       out_dim: pixels per image (784 for 28 x 28).
-      sigma_max_one: apply :func:`adjusted_relu` to ``logvar`` (keeps ``sigma <= 1``).
+
+    The cap on σ is an argument of the call, not an attribute, so replicas can differ in it.
     """
 
     hidden: Sequence[int] = (512, 256)
     latent_dim: int = 20
     out_dim: int = 784
-    sigma_max_one: bool = False
 
     def setup(self):
-        self.encoder = Encoder(tuple(self.hidden), self.latent_dim, self.sigma_max_one)
+        self.encoder = Encoder(tuple(self.hidden), self.latent_dim)
         self.decoder = Decoder(tuple(reversed(self.hidden)), self.out_dim)
 
-    def __call__(self, x, key, logvar_max=None):
+    def __call__(self, x, key, sigma_max=None):
         """Encode ``x`` ``[..., d]``, draw ``z = mu + sigma * eps`` with ``key``, decode.
 
-        ``logvar_max``: an optional cap on ``log σ²`` (+inf: none; 0: σ <= 1, as ``sigma_max_one``).
+        ``sigma_max``: an optional cap on every σ (+inf or None: none; 1: the paper's adjusted ReLU).
         """
-        mu, logvar = self.encoder(x, logvar_max)
+        mu, logvar = self.encoder(x, sigma_max)
         eps = jax.random.normal(key, mu.shape, mu.dtype)
         z = mu + jnp.exp(0.5 * logvar) * eps
         return VAEOutputs(self.decoder(z), mu, logvar, z)
 
-    def encode(self, x):
-        return self.encoder(x)
+    def encode(self, x, sigma_max=None):
+        return self.encoder(x, sigma_max)
 
     def decode(self, z):
         return self.decoder(z)

@@ -64,7 +64,7 @@ class Engine:
         mesh = Mesh(devices, ("replica",))
         self.sharded = NamedSharding(mesh, PartitionSpec("replica"))
         self.replicated = NamedSharding(mesh, PartitionSpec())
-        # σ <= 1 is a per-replica cap (state.logvar_max), so the model itself is uncapped.
+        # the cap on σ is per replica (state.sigma_max), an argument of the model's call
         model = VAE(config.hidden, config.latent_dim, in_dim)
         create = functools.partial(create_replica, model=model, tx=optimizer(),
                                    objective=objectives.get(config.objective).fn,

@@ -97,7 +97,7 @@ class StatsmodelsRule:
         lam = np.broadcast_to(np.asarray(lam, np.float32), (self.replicas,))
         ok = np.isfinite(t)
         moved = self._rule_step(lam, np.where(ok, forecast, 0), np.where(ok, t, 0), self.hyper, xp=np)
-        return np.where(ok, moved, lam).astype(np.float32), np.where(self.hyper.adaptive > 0, forecast, np.nan)
+        return np.where(ok, moved, lam).astype(np.float32), np.where(self.hyper.adapts(np), forecast, np.nan)
 
     def state_dict(self) -> dict:
         """Counters only (numpy arrays; fixed shapes): the series themselves live in the sweep's history."""

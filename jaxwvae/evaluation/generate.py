@@ -32,7 +32,7 @@ def load_run(out) -> tuple[SweepConfig, VAE, dict]:
     if not (out / rundir.RESULTS).exists():
         raise UserError(f"{out} holds no finished run (no {rundir.RESULTS}); run or resume the sweep first")
     config = SweepConfig.from_json(rundir.read_json(out / rundir.CONFIG)["config"])
-    model = VAE(config.hidden, config.latent_dim, 784, config.sigma_max_one)
+    model = VAE(config.hidden, config.latent_dim, 784)  # reconstructions use μ, which no σ cap changes
     key = jax.random.PRNGKey(0)
     like = jax.eval_shape(model.init, key, jnp.zeros((1, 784), jnp.float32), key)  # the structure only
     params = jax.tree_util.tree_map(lambda x: x[: grid.replica_count(config)], restore_params(out, like))

@@ -26,7 +26,7 @@ class ReplicaState(train_state.TrainState):
       lam_init: λ at step 0, kept for the report.
       rule_state: the λ rule's forecaster state (``jaxwvae.core.lambda_rule``).
       rule_hyper: the λ rule's hyperparameters (:class:`RuleHyper`), per replica.
-      logvar_max: cap on ``log σ²`` (0 is the paper's σ <= 1, +inf none), per replica.
+      sigma_max: cap on every σ of the encoder (1 is the paper's adjusted ReLU, +inf none), per replica.
       diverged_step: ``-1`` while healthy, else the step at which the loss, a
         gradient or λ became non-finite; the replica is frozen from then on.
       objective: the per-batch objective ``(x, outputs, lam, key) -> (loss, metrics)`` (static).
@@ -40,7 +40,7 @@ class ReplicaState(train_state.TrainState):
     lam_init: jax.Array
     rule_state: Any
     rule_hyper: RuleHyper
-    logvar_max: jax.Array
+    sigma_max: jax.Array
     diverged_step: jax.Array
     objective: Callable = struct.field(pytree_node=False)
     lambda_rule: LambdaRule = struct.field(pytree_node=False)
@@ -59,7 +59,7 @@ def create_replica(seed, hyper: dict, *, model, tx: optax.GradientTransformation
     ``lam_low``/``lam_high`` (λ₀ is ``lam_low`` when equal, else uniform on
     ``[lam_low, lam_high)`` from the replica's own key, so a seed's run does not
     depend on which other replicas share the sweep), ``learning_rate``,
-    ``logvar_max`` and the fields of :class:`RuleHyper`. ``tx`` is :func:`optimizer`'s
+    ``sigma_max`` and the fields of :class:`RuleHyper` (each named as its config field). ``tx`` is :func:`optimizer`'s
     transformation, made once per run (it is static metadata of the state).
     """
     key = jax.random.PRNGKey(seed)
@@ -76,8 +76,9 @@ def create_replica(seed, hyper: dict, *, model, tx: optax.GradientTransformation
         lam=lam,
         lam_init=lam,
         rule_state=lambda_rule.init(),
-        rule_hyper=RuleHyper(*(jnp.asarray(hyper[f], jnp.float32) for f in RuleHyper._fields)),
-        logvar_max=jnp.asarray(hyper["logvar_max"], jnp.float32),
+        rule_hyper=RuleHyper(*(jnp.asarray(hyper[f], jnp.int32 if f == "lambda_rule" else jnp.float32)
+                               for f in RuleHyper._fields)),
+        sigma_max=jnp.asarray(hyper["sigma_max"], jnp.float32),
         diverged_step=jnp.asarray(-1, jnp.int32),
         objective=objective,
         lambda_rule=lambda_rule,

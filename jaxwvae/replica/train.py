@@ -51,7 +51,7 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
     key_z, key_objective = jax.random.split(key)
 
     def loss_fn(params):
-        outputs = state.apply_fn(params, x, key_z, state.logvar_max)
+        outputs = state.apply_fn(params, x, key_z, state.sigma_max)
         return state.objective(x, outputs, state.lam, key_objective)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -113,7 +113,7 @@ def evaluate(state: ReplicaState, images_u8, *, batch_size: int) -> dict:
     def one(i, x_u8):
         key_z, key_objective = jax.random.split(stream(state.key, EVAL_STREAM, i))
         x = to_float(x_u8)
-        outputs = state.apply_fn(state.params, x, key_z, state.logvar_max)
+        outputs = state.apply_fn(state.params, x, key_z, state.sigma_max)
         _, metrics = state.objective(x, outputs, state.lam, key_objective)
         return metrics
 
