@@ -89,10 +89,14 @@ def parse(specs) -> tuple[tuple[tuple[str, object], ...], ...]:
 
 
 def point_configs(config) -> list:
-    """One config per grid point (the point's values applied, ``grid`` emptied); ``[config]`` without a grid."""
+    """One config per grid point (the point's values applied, ``grid`` emptied); ``[config]`` without a grid.
+
+    A single point has no population, so its config has no PBT (``pbt_every = 0``, ``pbt_fields = ()``).
+    """
+    single = {"grid": (), "pbt_every": 0, "pbt_fields": ()}
     if not config.grid:
-        return [dataclasses.replace(config, grid=())]
-    return [dataclasses.replace(config, grid=(), **dict(point)) for point in config.grid]
+        return [dataclasses.replace(config, **single)]
+    return [dataclasses.replace(config, **single, **dict(point)) for point in config.grid]
 
 
 def validate(config) -> None:

@@ -111,6 +111,18 @@ class SweepConfig:
                                        "program (CPU); auto: map on a single CPU device, else vmap",
                                choices=names.REPLICA_LOOPS)
     checkpoint_every: int = _field(600, "steps between checkpoints; 0: none")
+    validation_size: int = _field(0, "hold the last N training images out of training, for PBT's fitness "
+                                     "(the same split for every replica)")
+    pbt_every: int = _field(0, "population-based training: steps between rounds; 0: none. The replicas "
+                               "of one seed across the grid's points form one population")
+    pbt_fitness: str = _field("elbo", "PBT's fitness on the validation images, lower is better: elbo "
+                                      "(rec + KL), rec, or fid (prior samples, Table 1's CNN features)",
+                              choices=names.PBT_FITNESS)
+    pbt_fraction: float = _field(0.25, "PBT: the bottom q of each population copies a member of its top q")
+    pbt_resample: float = _field(0.25, "PBT: probability that an evolving value is redrawn from the grid's "
+                                       "values instead of multiplied by 0.8 or 1.2")
+    pbt_fields: tuple[str, ...] = _field((), "PBT: the fields it evolves, comma-separated (default: the "
+                                             "grid's numeric fields)")
     grid: tuple[tuple[tuple[str, object], ...], ...] = _field(
         (), "vary a field between replicas (repeatable; replicas = product of the lists x seeds), "
             "e.g. --grid lambda_c=0.05,0.005 --grid lam=1,uniform:0:20")
@@ -223,10 +235,16 @@ class SweepConfig:
             bad("steps_per_call", "must be >= 1", "pass e.g. --steps-per-call 100")
         if self.checkpoint_every < 0:
             bad("checkpoint_every", "must be >= 0", "pass 0 to turn checkpoints off, or a number of steps")
+        if self.validation_size < 0:
+            bad("validation_size", "must be >= 0", "pass 0 (no validation split) or a number of images")
         if self.grid:
             from jaxwvae.config import grid
 
             grid.validate(self)
+        if self.pbt_every or self.pbt_fields:
+            from jaxwvae.config import pbt
+
+            pbt.validate(self)
 
 
 def _show(value) -> str:

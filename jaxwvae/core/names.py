@@ -7,6 +7,7 @@ The modules that implement them read these tuples (importing them would pull in 
 * :data:`FORECASTERS`, where the adaptive rule's forecast of T runs: ``device`` fused in the compiled
   step, ``host`` the same estimator in NumPy (:mod:`jaxwvae.core.lambda_rule` with ``xp=np``),
   ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.engine.statsmodels_rule`);
+* :data:`PBT_FITNESS`, the validation fitness population-based training ranks members by;
 * :data:`REPLICA_LOOPS`, how the compiled chunk runs the replicas (:func:`jaxwvae.engine.sweep.replica_loop`).
 """
 
@@ -14,3 +15,4 @@ OBJECTIVES = ("w", "kl", "wae")
 LAMBDA_RULES = ("fixed", "arima")
 FORECASTERS = ("device", "host", "statsmodels")
 REPLICA_LOOPS = ("auto", "vmap", "map")
+PBT_FITNESS = ("elbo", "rec", "fid")

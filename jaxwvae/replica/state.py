@@ -86,3 +86,34 @@ def create_replica(seed, hyper: dict, *, model, tx: optax.GradientTransformation
     opt_state = state.opt_state
     rates = dict(opt_state.hyperparams, learning_rate=jnp.asarray(hyper["learning_rate"], jnp.float32))
     return state.replace(opt_state=opt_state._replace(hyperparams=rates))
+
+
+def hyperparameter(state: ReplicaState, name: str) -> jax.Array:
+    """The value of the per-replica config field ``name`` in ``state`` (any leading replica axes).
+
+    ``lam`` is the current λ, the λ rule's fields are in ``rule_hyper``, the learning rate
+    in Adam's injected hyperparameters, ``sigma_max`` a leaf of its own.
+    """
+    if name == "lam":
+        return state.lam
+    if name == "sigma_max":
+        return state.sigma_max
+    if name == "learning_rate":
+        return state.opt_state.hyperparams["learning_rate"]
+    if name in RuleHyper._fields:
+        return getattr(state.rule_hyper, name)
+    raise ValueError(f"{name!r} is not a per-replica field of the state")
+
+
+def with_hyperparameter(state: ReplicaState, name: str, value) -> ReplicaState:
+    """``state`` with the per-replica field ``name`` set to ``value`` (same shape and dtype)."""
+    value = jnp.asarray(value, hyperparameter(state, name).dtype)
+    if name == "lam":
+        return state.replace(lam=value)
+    if name == "sigma_max":
+        return state.replace(sigma_max=value)
+    if name == "learning_rate":
+        opt_state = state.opt_state
+        rates = dict(opt_state.hyperparams, learning_rate=value)
+        return state.replace(opt_state=opt_state._replace(hyperparams=rates))
+    return state.replace(rule_hyper=state.rule_hyper._replace(**{name: value}))
