@@ -7,7 +7,7 @@ import pytest
 from jaxwvae import config as config_lib
 from jaxwvae import data
 from jaxwvae.config import LamInit, SweepConfig
-from jaxwvae.core import lambda_rule, names, objectives
+from jaxwvae.core import controllers, lambda_rule, names, objectives
 from jaxwvae.errors import ConfigError
 
 
@@ -111,24 +111,39 @@ def test_objective_table_pairs_each_name_with_its_function():
     assert (objectives.get("w").default_lam, objectives.get("wae").default_lam) == (1.0, 10.0)
 
 
-def test_every_lambda_rule_name_is_a_rule_of_lambda_rule():
+def test_every_lambda_rule_name_is_a_rule():
     for name in names.LAMBDA_RULES:
-        rule = getattr(lambda_rule, name)()
+        home = lambda_rule if hasattr(lambda_rule, name) else controllers
+        rule = getattr(home, name)()
         assert isinstance(rule, lambda_rule.LambdaRule), name
 
 
 def test_fields_take_the_names_of_their_registries():
     choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(SweepConfig) if f.metadata["choices"]}
     assert choices == {"dataset": data.DATASETS, "objective": names.OBJECTIVES, "lambda_rule": names.LAMBDA_RULES,
-                       "forecaster": names.FORECASTERS, "replica_loop": names.REPLICA_LOOPS}
+                       "forecaster": names.FORECASTERS, "replica_loop": names.REPLICA_LOOPS,
+                       "pbt_fitness": names.PBT_FITNESS, "pi_quantity": controllers.QUANTITIES}
     assert (config_lib.FORECASTERS, config_lib.LAMBDA_RULES, config_lib.REPLICA_LOOPS) == (
         names.FORECASTERS, names.LAMBDA_RULES, names.REPLICA_LOOPS)
     for name, valid in choices.items():
         for value in valid:
-            changes = {name: value} | ({"objective": "w"} if name == "lambda_rule" else {})
+            changes = {name: value} | ({"objective": "w", "pi_target": 25.0, "geco_kappa": 90.0}
+                                       if name == "lambda_rule" else {})
             dataclasses.replace(SweepConfig(), **changes).validate()  # every registered name is accepted
 
 
 def test_every_field_says_what_it_means():
     for f in dataclasses.fields(SweepConfig):
         assert f.metadata["help"].strip(), f.name
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"lambda_rule": "pi"}, "--pi-target None: the pi rule needs a set point"),
+    ({"lambda_rule": "geco"}, "--geco-kappa None: the geco rule needs a reconstruction bound"),
+    ({"lambda_rule": "pi", "pi_target": 20.0, "forecaster": "host"}, "runs in the compiled step"),
+    ({"geco_alpha": 1.0}, "--geco-alpha 1.0: a moving average"),
+    ({"pi_ki": -1.0}, "--pi-ki -1.0: must be a number >= 0"),
+])
+def test_controller_settings_are_checked(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        config_lib.smoke(**changes).resolved()

@@ -166,7 +166,7 @@ def rule_trajectories(update, state, t_series, lam0, hyper=DEFAULT):
     lam, lams, forecasts = lam0, [], []
     for t in t_series:
         lams.append(np.asarray(lam))
-        lam, state, f = update(t, state, lam, hyper)
+        lam, state, f = update({"t_gap": t}, state, lam, hyper)
         forecasts.append(np.asarray(f))
     return np.array(lams), np.array(forecasts), state
 
@@ -220,7 +220,7 @@ def test_a_replicas_lambda_depends_on_its_own_t_only():
 
 def test_fixed_rule_keeps_lambda_and_forecasts_nan():
     rule = lambda_rule.fixed()
-    lam, _, forecast = rule.update(jnp.float32(3.0), rule.init(), jnp.float32(2.5), DEFAULT)
+    lam, _, forecast = rule.update({"t_gap": jnp.float32(3.0)}, rule.init(), jnp.float32(2.5), DEFAULT)
     assert float(lam) == 2.5 and np.isnan(forecast)
 
 

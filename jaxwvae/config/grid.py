@@ -132,6 +132,17 @@ def hyper(point_config) -> dict:
     return {name: getattr(point_config, name) for name in FIELDS}
 
 
+# the λ rule's per-replica fields besides lambda_rule (jaxwvae.core.lambda_rule.RuleHyper), and the value a
+# replica's state holds for None: no bound for lambda_max, 0 for a controller's unused target
+RULE_FIELDS = ("lambda_c", "lambda_min", "lambda_max", "lambda_t_scale", "lambda_sign_zero", "pi_target", "pi_kp",
+               "pi_ki", "geco_kappa", "geco_alpha", "geco_step")
+_NONE = {"lambda_max": math.inf, "pi_target": 0.0, "geco_kappa": 0.0}
+
+
+def _state_value(name: str, value) -> float:
+    return _NONE[name] if value is None else value
+
+
 def replica_table(config, padded: int) -> dict:
     """Per-replica arrays (``padded`` long) of everything a replica's state takes from its point.
 
@@ -150,9 +161,8 @@ def replica_table(config, padded: int) -> dict:
         values.append({
             "seed": seed, "point": i, "lam_low": p.lam_init.low, "lam_high": p.lam_init.high,
             "learning_rate": p.learning_rate, "sigma_max": math.inf if p.sigma_max is None else p.sigma_max,
-            "lambda_rule": names.LAMBDA_RULES.index(p.lambda_rule), "lambda_c": p.lambda_c,
-            "lambda_min": p.lambda_min, "lambda_max": math.inf if p.lambda_max is None else p.lambda_max,
-            "lambda_t_scale": p.lambda_t_scale, "lambda_sign_zero": p.lambda_sign_zero})
+            "lambda_rule": names.LAMBDA_RULES.index(p.lambda_rule),
+            **{name: _state_value(name, getattr(p, name)) for name in RULE_FIELDS}})
     ints = ("seed", "point", "lambda_rule")
     return {k: np.asarray([v[k] for v in values], np.int32 if k in ints else np.float32) for k in values[0]}
 

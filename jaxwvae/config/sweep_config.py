@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from typing import NamedTuple
 
 from jaxwvae import data
@@ -85,7 +86,9 @@ class SweepConfig:
     lam: str | None = _field(None, "initial λ: a number, or uniform:LOW:HIGH drawn per replica "
                                    "(default: the objective's, 1 for w and kl, 10 for wae)", per_replica=True)
     lambda_rule: str | None = _field(None, "arima: the paper's adaptive λ (default for w); fixed: λ stays "
-                                           "(default otherwise)", choices=names.LAMBDA_RULES, per_replica=True)
+                                           "(default otherwise); pi: ControlVAE's PI controller of --pi-quantity; "
+                                           "geco: GECO's reconstruction constraint", choices=names.LAMBDA_RULES,
+                                     per_replica=True)
     forecaster: str = _field("device", "where the adaptive rule forecasts T: device (in the compiled step), "
                                        "host (NumPy) or statsmodels (the reference ARIMA)",
                              choices=names.FORECASTERS)
@@ -95,6 +98,15 @@ class SweepConfig:
     lambda_max: float | None = _field(None, "upper bound of the adaptive λ (default: none)", per_replica=True)
     lambda_t_scale: float = _field(1.0, "1: T inside the rule's β; 2: the paper's printed 2T", per_replica=True)
     lambda_sign_zero: float = _field(1.0, "sign(0) in the rule's β: 1, 0 or -1", per_replica=True)
+    pi_quantity: str = _field("kl", "pi: the quantity it steers: kl, w2 or t_gap", choices=names.PI_QUANTITIES)
+    pi_target: float | None = _field(None, "pi: the set point of --pi-quantity, nats per image (required for pi)",
+                                     per_replica=True)
+    pi_kp: float = _field(0.01, "pi: the proportional gain (ControlVAE's value)", per_replica=True)
+    pi_ki: float = _field(1e-4, "pi: the integral gain (ControlVAE's value)", per_replica=True)
+    geco_kappa: float | None = _field(None, "geco: the reconstruction bound κ, nats per image (required for geco)",
+                                      per_replica=True)
+    geco_alpha: float = _field(0.99, "geco: the moving average's α (GECO's value)", per_replica=True)
+    geco_step: float = _field(1e-3, "geco: the multiplier's step ν in λ <- λ exp(-ν Ĉ)", per_replica=True)
     refit_every: int = _field(1, "statsmodels: refit every k steps, extend between")
     epochs: int = _field(15, "epochs")
     batch_size: int = _field(100, "batch size")
@@ -158,8 +170,9 @@ class SweepConfig:
         if unknown:
             raise ConfigError(f"config has unknown fields {sorted(unknown)}; it was written by another version")
         d = dict(d)
-        for name in ("seeds", "arima_order", "hidden"):
-            if name in d:
+        hints = typing.get_type_hints(cls)
+        for name in d:  # JSON lists back to the tuples the annotations name (the grid's points below)
+            if name != "grid" and typing.get_origin(hints[name]) is tuple and isinstance(d[name], list):
                 d[name] = tuple(d[name])
         if "grid" in d:
             d["grid"] = tuple(tuple((k, v) for k, v in point.items()) for point in d["grid"])
@@ -189,6 +202,17 @@ class SweepConfig:
         if self.lambda_rule == "arima" and self.objective != "w":
             bad("lambda_rule", f"the adaptive rule weighs W2 and needs --objective w, not {self.objective}",
                 "pass --lambda-rule fixed")
+        if self.lambda_rule in ("pi", "geco") and self.forecaster != "device":
+            bad("forecaster", f"the {self.lambda_rule} rule runs in the compiled step", "pass --forecaster device")
+        if self.lambda_rule == "pi" and (self.pi_target is None or not math.isfinite(self.pi_target)):
+            bad("pi_target", "the pi rule needs a set point", "pass e.g. --pi-target 25 (nats per image)")
+        if self.lambda_rule == "geco" and (self.geco_kappa is None or not math.isfinite(self.geco_kappa)):
+            bad("geco_kappa", "the geco rule needs a reconstruction bound", "pass e.g. --geco-kappa 90 (nats per image)")
+        for name in ("pi_kp", "pi_ki", "geco_step"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                bad(name, "must be a number >= 0", "pass e.g. the default")
+        if not (0 <= self.geco_alpha < 1):
+            bad("geco_alpha", "a moving average's α must be in [0, 1)", "pass e.g. --geco-alpha 0.99")
         order = self.arima_order
         if len(order) != 3 or any((not isinstance(v, int)) or v < 0 for v in order) or order[0] + order[2] > 10 or order[1] > 2:
             bad("arima_order", "not an ARIMA order p,d,q of small non-negative integers (p + q <= 10, d <= 2)",

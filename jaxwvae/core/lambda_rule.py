@@ -84,12 +84,23 @@ class RuleHyper(NamedTuple):
     lambda_max: Any  # +inf: unbounded
     lambda_t_scale: Any
     lambda_sign_zero: Any
+    # the controllers of jaxwvae.core.controllers
+    pi_target: Any
+    pi_kp: Any
+    pi_ki: Any
+    geco_kappa: Any
+    geco_alpha: Any
+    geco_step: Any
 
     @classmethod
-    def default(cls, xp=jnp, dtype=np.float32):
-        """The paper's Section 3 rule: adaptive, c = 0.05, λ in [0, inf), T in β, sign(0) = +1."""
-        return cls(xp.asarray(ARIMA, np.int32),
-                   *(xp.asarray(v, dtype) for v in (LAMBDA_C, LAMBDA_MIN, LAMBDA_MAX, 1.0, 1.0)))
+    def default(cls, xp=jnp, dtype=np.float32, **values):
+        """The paper's Section 3 rule (adaptive, c = 0.05, λ in [0, inf), T in β, sign(0) = +1); ``values`` override."""
+        base = dict(lambda_c=LAMBDA_C, lambda_min=LAMBDA_MIN, lambda_max=LAMBDA_MAX, lambda_t_scale=1.0,
+                    lambda_sign_zero=1.0, pi_target=0.0, pi_kp=0.01, pi_ki=1e-4, geco_kappa=0.0,
+                    geco_alpha=0.99, geco_step=1e-3)
+        base.update(values)
+        rule = base.pop("lambda_rule", ARIMA)
+        return cls(xp.asarray(rule, np.int32), **{k: xp.asarray(v, dtype) for k, v in base.items()})
 
     def adapts(self, xp=jnp):
         """True where λ follows the paper's rule."""
@@ -204,7 +215,9 @@ def arima_update(state: ArimaState, t_value, order, xp=jnp):
 
 
 class LambdaRule(NamedTuple):
-    """``init() -> state``; ``update(t_value, state, lam, hyper) -> (lam_next, state, t_forecast)``.
+    """``init() -> state``; ``update(metrics, state, lam, hyper) -> (lam_next, state, t_forecast)``.
+
+    ``metrics`` maps the step's batch-mean metrics (``t_gap``, ``kl``, ``w2``, ``rec``) to values.
 
     The rule compiled into the step: :func:`arima` when some replica's λ follows the paper's rule
     on the device (each replica's ``hyper.lambda_rule`` says whether its own does), :func:`fixed`
@@ -225,9 +238,9 @@ class NoState(NamedTuple):
 def fixed() -> LambdaRule:
     """λ never moves; the forecast is NaN."""
 
-    def update(t_value, state, lam, hyper):
-        del hyper
-        return lam, state, jnp.full_like(t_value, jnp.nan)
+    def update(metrics, state, lam, hyper):
+        del metrics, hyper
+        return lam, state, jnp.full_like(lam, jnp.nan)
 
     return LambdaRule(lambda: NoState(), update)
 
@@ -242,9 +255,38 @@ def arima(order=(1, 1, 0), xp=jnp, batch_shape=()) -> LambdaRule:
     def init():
         return arima_init(order, batch_shape, xp=xp)
 
-    def update(t_value, state, lam, hyper):
+    def update(metrics, state, lam, hyper):
+        t_value = metrics["t_gap"]
         state, forecast = arima_update(state, t_value, order, xp=xp)
         lam_next = rule_step(lam, forecast, t_value, hyper, xp=xp)
         return lam_next, state, xp.where(hyper.adapts(xp), forecast, xp.nan)
+
+    return LambdaRule(init, update)
+
+
+def select(rules: dict[str, LambdaRule]) -> LambdaRule:
+    """One rule over replicas that use different rules: each replica follows ``rules[name]`` where its
+    ``hyper.lambda_rule`` is ``name``'s index in :data:`jaxwvae.core.names.LAMBDA_RULES` (λ stays elsewhere).
+
+    ``rules`` holds the rules some replica of the run uses (static); every one of them is stepped for
+    every replica and the replica's own result kept, so replicas of different rules share one program.
+    The forecast is the ARIMA rule's where a replica follows it, NaN elsewhere.
+    """
+    if not rules:
+        return fixed()
+    ordered = tuple(rules.items())
+
+    def init():
+        return tuple(rule.init() for _, rule in ordered)
+
+    def update(metrics, states, lam, hyper):
+        lam_next, forecast, new_states = lam, jnp.full_like(lam, jnp.nan), []
+        for (name, rule), state in zip(ordered, states):
+            lam_i, state, forecast_i = rule.update(metrics, state, lam, hyper)
+            mine = hyper.lambda_rule == names.LAMBDA_RULES.index(name)
+            lam_next = jnp.where(mine, lam_i, lam_next)
+            forecast = jnp.where(mine, forecast_i, forecast)
+            new_states.append(state)
+        return lam_next, tuple(new_states), forecast
 
     return LambdaRule(init, update)

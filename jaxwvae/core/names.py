@@ -3,7 +3,8 @@
 The modules that implement them read these tuples (importing them would pull in JAX):
 
 * :data:`OBJECTIVES`, the keys of :data:`jaxwvae.core.objectives.OBJECTIVES`, in its order;
-* :data:`LAMBDA_RULES`, the rule constructors of :mod:`jaxwvae.core.lambda_rule` of the same names;
+* :data:`LAMBDA_RULES`, the rule constructors of the same names (:mod:`jaxwvae.core.lambda_rule`:
+  ``fixed``, ``arima``; :mod:`jaxwvae.core.controllers`: ``pi``, ``geco``);
 * :data:`FORECASTERS`, where the adaptive rule's forecast of T runs: ``device`` fused in the compiled
   step, ``host`` the same estimator in NumPy (:mod:`jaxwvae.core.lambda_rule` with ``xp=np``),
   ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.engine.statsmodels_rule`);
@@ -12,7 +13,8 @@ The modules that implement them read these tuples (importing them would pull in 
 """
 
 OBJECTIVES = ("w", "kl", "wae")
-LAMBDA_RULES = ("fixed", "arima")
+LAMBDA_RULES = ("fixed", "arima", "pi", "geco")
 FORECASTERS = ("device", "host", "statsmodels")
 REPLICA_LOOPS = ("auto", "vmap", "map")
 PBT_FITNESS = ("elbo", "rec", "fid")
+PI_QUANTITIES = ("kl", "w2", "t_gap")  # what the pi rule may steer: the step metrics of these names

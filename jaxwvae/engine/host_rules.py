@@ -55,7 +55,7 @@ class HostArima:
         self.state = self.rule.init()
 
     def update(self, t_values, lam):
-        lam_next, self.state, forecast = self.rule.update(t_values, self.state, lam, self.hyper)
+        lam_next, self.state, forecast = self.rule.update({"t_gap": t_values}, self.state, lam, self.hyper)
         return lam_next, forecast
 
     def state_dict(self) -> dict:

@@ -15,11 +15,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxwvae.config import SweepConfig, grid
-from jaxwvae.core import lambda_rule, objectives
+from jaxwvae.core import controllers, lambda_rule, objectives
 from jaxwvae.core.models import VAE
 from jaxwvae.engine import distributed, memory
 from jaxwvae.engine.distributed import to_host
-from jaxwvae.engine.plan import Plan, adaptive, largest_divisor_at_most
+from jaxwvae.engine.plan import Plan, largest_divisor_at_most
 from jaxwvae.errors import UserError
 from jaxwvae.replica import train
 from jaxwvae.replica.state import create_replica, optimizer
@@ -28,10 +28,20 @@ EVAL_BATCH = 1000
 
 
 def device_rule(config: SweepConfig) -> lambda_rule.LambdaRule:
-    """The rule fused into the compiled step (the fixed rule when λ moves on the host)."""
-    if adaptive(config) and config.forecaster == "device":
-        return lambda_rule.arima(config.arima_order)
-    return lambda_rule.fixed()
+    """The rule fused into the compiled step: every rule some replica follows on the device.
+
+    The ARIMA rule runs here with ``forecaster='device'``; on the host otherwise (the step keeps those
+    replicas' λ and the host sets it). Replicas with the fixed rule keep λ₀.
+    """
+    used = {c.lambda_rule for c in grid.resolved_points(config)}
+    rules = {}
+    if "arima" in used and config.forecaster == "device":
+        rules["arima"] = lambda_rule.arima(config.arima_order)
+    if "pi" in used:
+        rules["pi"] = controllers.pi(config.pi_quantity)
+    if "geco" in used:
+        rules["geco"] = controllers.geco()
+    return lambda_rule.select(rules)
 
 
 def replica_loop(config: SweepConfig) -> str:

@@ -55,7 +55,7 @@ def train_step(state: ReplicaState, x) -> tuple[ReplicaState, dict]:
         return state.objective(x, outputs, state.lam, key_objective)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    lam, rule_state, t_forecast = state.lambda_rule.update(metrics["t_gap"], state.rule_state, state.lam,
+    lam, rule_state, t_forecast = state.lambda_rule.update(metrics, state.rule_state, state.lam,
                                                            state.rule_hyper)
     healthy = state.diverged_step < 0
     ok = healthy & jnp.isfinite(loss) & _all_finite(grads) & jnp.isfinite(lam)
