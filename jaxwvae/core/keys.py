@@ -13,6 +13,7 @@ DATA_STREAM = 2    # the shuffle of epoch e
 STEP_STREAM = 3    # the reparameterisation noise of step t
 EVAL_STREAM = 4    # the noise of evaluation batch i
 SAMPLE_STREAM = 7  # prior samples of a finished run (FID, pictures)
+PBT_STREAM = 8     # population-based training: the selection and exploration of round r
 
 
 def stream(key, stream_id: int, counter=None):
