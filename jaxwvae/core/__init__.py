@@ -2,5 +2,6 @@
 
 objectives (ELBO_W, ELBO_KL, WAE-MMD), lambda_rule (the adaptive λ and
 its forecasters), models (the paper's MLP VAE), stats (intervals and tests), exclusion (over/underfit),
+pbt (population-based training's selection and perturbation), controllers (the pi and geco λ rules),
 keys (random key streams), names (the names of the objectives, λ rules, forecasters and replica loops).
 """
