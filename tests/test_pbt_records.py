@@ -5,11 +5,6 @@ import numpy as np
 from jaxwvae.engine import pbt_records
 
 
-def test_members_are_the_replicas_of_one_seed_across_points():
-    # point-major layout: replica i * seeds + j is point i, seed j
-    np.testing.assert_array_equal(pbt_records.members(points=3, seeds=2), [[0, 2, 4], [1, 3, 5]])
-
-
 # one population of 3 replicas, 2 rounds (after steps 10 and 20):
 # round 0: replica 2 copies 0; round 1: replica 0 copies 2 (which carries 0's line since round 0)
 DONOR = np.array([[-1, 2], [-1, -1], [0, -1]])

@@ -13,11 +13,6 @@ import math
 import numpy as np
 
 
-def members(points: int, seeds: int) -> np.ndarray:
-    """``[seeds, points]`` replica indices: population ``j`` is the replicas of seed ``j`` at every point."""
-    return np.arange(points * seeds, dtype=np.int32).reshape(points, seeds).T.copy()
-
-
 def _number(v) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
