@@ -6,8 +6,8 @@ The modules that implement them read these tuples (importing them would pull in 
 * :data:`LAMBDA_RULES`, the rule constructors of :mod:`jaxwvae.core.lambda_rule` of the same names;
 * :data:`FORECASTERS`, where the adaptive rule's forecast of T runs: ``device`` fused in the compiled
   step, ``host`` the same estimator in NumPy (:mod:`jaxwvae.core.lambda_rule` with ``xp=np``),
-  ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.engine.statsmodels_rule`);
-* :data:`REPLICA_LOOPS`, how the compiled chunk runs the replicas (:func:`jaxwvae.engine.sweep.replica_loop`).
+  ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.forecast.statsmodels_rule`);
+* :data:`REPLICA_LOOPS`, how the compiled chunk runs the replicas (:func:`jaxwvae.engine.program.replica_loop`).
 """
 
 OBJECTIVES = ("w", "kl", "wae")
