@@ -96,13 +96,13 @@ class Program:
     compile_s: float  # seconds spent compiling
     sharded: NamedSharding  # the replica axis split over the devices
     replicated: NamedSharding  # a whole copy on every device
-    create: Callable = dataclasses.field(repr=False)  # jit: (seeds, table) -> stacked states
-    order: Callable = dataclasses.field(repr=False)  # jit: (states, epoch, n_train) -> each replica's epoch order
+    create_states: Callable = dataclasses.field(repr=False)  # jit: (seeds, table) -> stacked states
+    epoch_order: Callable = dataclasses.field(repr=False)  # jit: (states, epoch, n_train) -> each replica's order
 
     def init_states(self):
         """Every replica's initial state, stacked on the leading axis and sharded over the devices."""
         table = {k: distributed.put(v, self.sharded) for k, v in self.table.items()}
-        return self.create(table.pop("seed"), table)
+        return self.create_states(table.pop("seed"), table)
 
     def put_images(self, images_u8):
         """The training images, whole on every device."""
@@ -110,7 +110,7 @@ class Program:
 
     def orders(self, states, epoch: int):
         """Each replica's order of the training images in ``epoch``, ``[replicas, n_train]``."""
-        return self.order(states, epoch, self.plan.n_train)
+        return self.epoch_order(states, epoch, self.plan.n_train)
 
     def run(self, states, images, orders, first_batch: int, steps: int | None = None):
         """``steps`` steps (default: the chunk) of every replica from batch ``first_batch`` of the epoch."""
@@ -160,4 +160,4 @@ class Program:
         order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2, out_shardings=sharded)
         return cls(config=config, plan=plan, loop=loop, table=table, calls=calls, metric_names=tuple(sorted(metrics)),
                    bytes_per_device=max(sizes) if sizes else None, compile_s=time.perf_counter() - start,
-                   sharded=sharded, replicated=replicated, create=create, order=order)
+                   sharded=sharded, replicated=replicated, create_states=create, epoch_order=order)
