@@ -20,7 +20,7 @@ peers         ``peers.measure``: (a)-(e') at 30 seeds ((a) extrapolated, see pee
               where torch is missing.
 lambda_rules  ``lambda_speed.measure``: fixed, device, host and statsmodels λ rules end to end.
 lean_step     ``lean_step.measure``: the library's step against a bare vmapped one (bytes, FLOPs, time).
-memory        XLA's bytes of the compiled chunk per seed count (``sweep.compiled_bytes``), the
+memory        XLA's bytes of the compiled chunk per seed count (``Program.bytes_per_device``), the
               device's peak bytes in use and limit (None on the CPU, which reports none), and the
               seed count where the compiled bytes, linear in the seeds, would reach the limit
               (EXTRAPOLATED).
@@ -55,7 +55,8 @@ import peers  # noqa: E402
 import scaling  # noqa: E402
 
 from jaxwvae import config as config_lib  # noqa: E402
-from jaxwvae.engine import sweep  # noqa: E402
+from jaxwvae.devices.distributed import describe_devices  # noqa: E402
+from jaxwvae.engine.plan import load_split  # noqa: E402
 from jaxwvae.runs import rundir
 
 PAPER_STEPS = 15 * 600  # 15 MNIST epochs of 600 batches of 100
@@ -136,7 +137,7 @@ def extrapolated_runs(rows: list[dict]) -> list[dict]:
 
 def run_scaling(settings: Settings, data_dir, deadline: float, log) -> dict:
     base = config_lib.paper_mnist(data_dir=data_dir, train_size=settings.train_size).resolved()
-    images_np = sweep.load_split(base, "train")
+    images_np = load_split(base, "train")
     rows, stopped = [], None
     for seeds in settings.seeds_list:
         left = deadline - time.perf_counter()
@@ -160,7 +161,7 @@ def run_scaling(settings: Settings, data_dir, deadline: float, log) -> dict:
             stopped = f"device memory: {seeds} seeds failed to allocate ({first_line(error)})"
             break
         finally:
-            gc.collect()  # the previous engine's states, before the next (larger) one allocates
+            gc.collect()  # the previous program's states, before the next (larger) one allocates
         rows.append(row)
         log(f"  scaling: {seeds} seeds, {row['ms_per_step']:.3f} ms per sweep step "
             f"({row['replica_loop']}, compile {row['compile_s']:.1f} s)")
@@ -284,11 +285,11 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out) if args.out else (
         pathlib.Path(__file__).resolve().parent / "results" / f"accelerator-{platform}-{now.date().isoformat()}.json")
     start = time.perf_counter()
-    print(f"machine: {common.machine()}; {sweep.describe_devices()}", flush=True)
+    print(f"machine: {common.machine()}; {describe_devices()}", flush=True)
     sections = run_all(settings, budget_s=args.budget_s, data_dir=args.data_dir, only=only,
                        log=lambda line: print(line, flush=True))
     record = {"machine": common.machine(), "date": now.isoformat(timespec="seconds"), "jax": jax.__version__,
-              "backend": jax.default_backend(), "devices": sweep.describe_devices(), "quick": args.quick,
+              "backend": jax.default_backend(), "devices": describe_devices(), "quick": args.quick,
               "budget_s": args.budget_s, "wall_s": time.perf_counter() - start,
               "jax_disable_most_optimizations": bool(jax.config.read("jax_disable_most_optimizations")),
               "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "command": sys.argv,

@@ -51,29 +51,27 @@ def write(path, record: dict) -> None:
     rundir.write_json(path, records)  # strict JSON: a NaN or inf (a failed timing) is written as null
 
 
-def sweep_block(engine, images):
-    """One compiled chunk (``engine.plan.chunk`` steps of every replica), as a block for :func:`median_ms`.
+def sweep_block(program, images):
+    """One compiled chunk (``program.plan.chunk`` steps of every replica), as a block for :func:`median_ms`.
 
-    The chunk is compiled here unless it already is, and the states created; each call advances the
-    same states by the same batches (the first ``chunk`` of epoch 0) and waits for the metrics.
+    ``program`` is a compiled :class:`jaxwvae.engine.program.Program`; the states are created here and
+    each call advances them by the same batches (the first ``chunk`` of epoch 0) and waits for the metrics.
     """
-    if engine.compiled_chunk is None:
-        engine.compile(*images.shape)
-    states = engine.init_states()
-    orders = engine.orders(states, 0)
+    states = program.init_states()
+    orders = program.orders(states, 0)
     box = {"states": states}
 
     def block():
-        box["states"], metrics = engine.run_chunk(box["states"], images, orders, 0)
+        box["states"], metrics = program.run(box["states"], images, orders, 0)
         jax.block_until_ready(metrics)
 
     return block
 
 
-def seed_loop_block(engine, images_u8, steps: int):
+def seed_loop_block(program, images_u8, steps: int):
     """The Flax example's way: a Python loop over seeds, then steps, of one jitted single-seed step.
 
-    The replicas start from ``engine``'s initial states, unstacked onto the first device; each step's
+    The replicas start from ``program``'s initial states, unstacked onto the first device; each step's
     batch is gathered on the device by a second jitted call. Each call of the returned block runs
     ``steps`` steps of every seed (batches ``0 … steps - 1`` of epoch 0) and waits for them.
     """
@@ -81,11 +79,11 @@ def seed_loop_block(engine, images_u8, steps: int):
 
     from jaxwvae.replica import train
 
-    size, n_train = engine.config.batch_size, engine.plan.n_train
+    size, n_train = program.config.batch_size, program.plan.n_train
     device = jax.devices()[0]
-    stacked = engine.init_states()
+    stacked = program.init_states()
     singles = [jax.device_put(jax.tree_util.tree_map(lambda x, k=k: x[k], stacked), device)
-               for k in range(engine.plan.replicas)]
+               for k in range(program.plan.replicas)]
     orders = [train.epoch_order(s, 0, n_train) for s in singles]
     step = jax.jit(train.train_step, donate_argnums=0)
     batch = jax.jit(lambda images, order, i: train.to_float(images[lax.dynamic_slice_in_dim(order, i * size, size)]))

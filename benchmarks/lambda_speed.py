@@ -25,7 +25,9 @@ import common
 import numpy as np
 
 from jaxwvae import config as config_lib
-from jaxwvae.engine import statsmodels_pool, sweep
+from jaxwvae.engine import sweep
+from jaxwvae.engine.program import replica_loop
+from jaxwvae.forecast.pool import worker_count
 
 PAPER_STEPS = 15 * 600
 FIT_LENGTHS = (100, 1000, 9000)
@@ -81,10 +83,10 @@ def measure(*, seeds: int, steps: int, refit_every: int, workers=None, data_dir=
         start = time.perf_counter()
         config = config_lib.paper_mnist(**{**vars(base), **fields}).resolved()
         ms[name] = 1e3 * time_sweep(config)
-        loops[name] = sweep.replica_loop(config)
+        loops[name] = replica_loop(config)
         log(f"  {name}: {ms[name]:.2f} ms/step ({time.perf_counter() - start:.0f} s with compile)")
 
-    workers = statsmodels_pool.worker_count(workers, seeds)
+    workers = worker_count(workers, seeds)
     fits = {n: fit_ms(n, base.arima_order, repeats=fit_repeats) for n in fit_lengths}
     # one refit per replica per step, spread over the workers; trapezoid over the history length
     lengths = np.array([1, *fit_lengths], float)

@@ -23,7 +23,8 @@ from jax import lax
 from jaxwvae import config as config_lib
 from jaxwvae import losses
 from jaxwvae.core.models import VAE
-from jaxwvae.engine import sweep
+from jaxwvae.engine.plan import load_split, make_plan
+from jaxwvae.engine.program import Program
 from jaxwvae.replica import train
 
 
@@ -54,12 +55,12 @@ def measure(*, seeds: int, steps: int, repeats: int, data_dir=None, train_size=N
     """
     config = config_lib.paper_mnist(seeds=tuple(range(seeds)), data_dir=data_dir, train_size=train_size,
                                     steps_per_call=steps, replica_loop="vmap", **model).resolved()
-    images_np = sweep.load_split(config, "train")
-    plan = sweep.make_plan(config, len(images_np), jax.device_count())
-    engine = sweep.Engine(config, plan, images_np.shape[1])
-    images = engine.put_images(images_np)
-    states = engine.init_states()
-    orders = engine.orders(states, 0)
+    images_np = load_split(config, "train")
+    plan = make_plan(config, len(images_np), jax.device_count())
+    program = Program.compile(config, plan, images_np.shape[1])
+    images = program.put_images(images_np)
+    states = program.init_states()
+    orders = program.orders(states, 0)
 
     # the library's step, vmapped, on the batch it would gather (the gather is in both variants)
     def library_step(states, images, orders, i):
@@ -95,7 +96,7 @@ def measure(*, seeds: int, steps: int, repeats: int, data_dir=None, train_size=N
         return lax.scan(body, (params, opt_state), jnp.arange(plan.chunk))
 
     bare_fn = jax.jit(bare_chunk)
-    box = {"lib": engine_block(engine, images)}
+    box = {"lib": common.sweep_block(program, images)}
 
     def run_bare():
         jax.block_until_ready(bare_fn(params, opt_state, keys, images, orders))
@@ -109,10 +110,6 @@ def measure(*, seeds: int, steps: int, repeats: int, data_dir=None, train_size=N
     }
     out["ratio_time"] = out["ms_per_step"]["library"] / out["ms_per_step"]["bare"]
     return out
-
-
-def engine_block(engine, images):
-    return common.sweep_block(engine, images)
 
 
 def main():

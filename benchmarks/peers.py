@@ -24,7 +24,7 @@ dense layer to 2 x 20 = (μ, log σ²); decoder 20-256-512-784 ReLU, logits out)
     (Adam is elementwise, so this is each seed's own Adam);
 (d) Flax, one seed after another: a Python loop over seeds of one jitted single-seed
     ``jaxwvae.replica.train.train_step`` (``common.seed_loop_block``), λ fixed;
-(e) this library: ``jaxwvae.engine.sweep.Engine``, one compiled call running ``--steps`` steps of every seed
+(e) this library: ``jaxwvae.engine.program.Program``, one compiled call running ``--steps`` steps of every seed
     (``common.sweep_block``), λ fixed; the replicas batched (``vmap``) or, where ``replica_loop="auto"``
     picks it (a single CPU device), one after another inside the program (``lax.map``);
 (e') the same with the library's default adaptive rule (``lambda_rule="arima"``,
@@ -56,7 +56,8 @@ import common  # noqa: E402
 import jax  # noqa: E402
 
 from jaxwvae import config as config_lib  # noqa: E402
-from jaxwvae.engine import sweep  # noqa: E402
+from jaxwvae.engine.plan import load_split, make_plan  # noqa: E402
+from jaxwvae.engine.program import Program, replica_loop  # noqa: E402
 
 try:
     import torch
@@ -100,7 +101,7 @@ def measure(*, seeds: int, steps: int, repeats: int, paper_steps: int, data_dir=
                                       replica_loop=loop, **model).resolved()
 
     config = library_config("fixed")
-    images_np = sweep.load_split(config, "train")
+    images_np = load_split(config, "train")
     n_train, in_dim = images_np.shape
     ms, loops, skipped, took = {}, {}, {}, {}
 
@@ -120,24 +121,24 @@ def measure(*, seeds: int, steps: int, repeats: int, paper_steps: int, data_dir=
         took[name] = time.perf_counter() - start
         log(f"  {name}: {ms[name]:.3f} ms per sweep step (took {took[name]:.0f} s)")
 
-    def engine_for(rule, loop):
+    def program_for(rule, loop):
         cfg = library_config(rule, loop)
-        return sweep.Engine(cfg, sweep.make_plan(cfg, n_train, jax.device_count()), in_dim)
+        return Program.compile(cfg, make_plan(cfg, n_train, jax.device_count()), in_dim)
 
     def library_block(rule, loop):
-        e = engine_for(rule, loop)
-        return common.sweep_block(e, e.put_images(images_np))
+        program = program_for(rule, loop)
+        return common.sweep_block(program, program.put_images(images_np))
 
     # (e) (and on one CPU device the other replica loop too), (e') and (d): the library and Flax
-    engine = engine_for("fixed", "auto")
-    chunk = engine.plan.chunk  # --steps, or the largest divisor of the epoch's steps below it
+    chunk = make_plan(config, n_train, jax.device_count()).chunk  # --steps, or the epoch's largest divisor below
+    auto = replica_loop(config)
     for loop in e_loops():
-        name = "e" if loop == engine.loop else f"e_{loop}"
+        name = "e" if loop == auto else f"e_{loop}"
         timed(name, lambda loop=loop: library_block("fixed", loop), chunk)
         loops[name] = loop
     timed("e'", lambda: library_block("arima", "auto"), chunk)
-    loops["e'"] = engine.loop
-    timed("d", lambda: common.seed_loop_block(engine, images_np, chunk), chunk)
+    loops["e'"] = auto
+    timed("d", lambda: common.seed_loop_block(program_for("fixed", "auto"), images_np, chunk), chunk)
     loops["d"] = "python loop over seeds"
 
     # (b), (c) and (a): PyTorch

@@ -1,6 +1,6 @@
 """How a sweep's cost grows with its seed count: time per sweep step, memory, the largest sweep that fits.
 
-For each seed count the library's compiled chunk (``sweep.Engine``, ``--steps`` steps of every
+For each seed count the library's compiled chunk (``Program.compile``, ``--steps`` steps of every
 seed per call, the paper's MNIST model and batch, the default adaptive λ on the device) is
 compiled once and timed over ``--repeats`` blocks. Printed per seed count: median ms per sweep
 step, µs per seed-step (falls while the device still has idle capacity), the 15-epoch MNIST
@@ -24,19 +24,21 @@ import jax
 import jax.numpy as jnp
 
 from jaxwvae import config as config_lib
-from jaxwvae.engine import memory, sweep
+from jaxwvae.devices import memory
+from jaxwvae.engine.plan import load_split, make_plan
+from jaxwvae.engine.program import Program
 from jaxwvae.replica import train
 
 PAPER_STEPS = 15 * 600
 
 
-def step_cost(engine, config) -> tuple[float, float]:
+def step_cost(program, config) -> tuple[float, float]:
     """FLOPs and bytes accessed of one sweep step, from XLA's cost analysis of the vmapped step alone.
 
     (The chunk's analysis counts its scan body once, whatever the trip count, so it is not used.)
     """
-    states = jax.eval_shape(engine.init_states)
-    batch = jax.ShapeDtypeStruct((engine.plan.padded, config.batch_size, 784), jnp.float32)
+    states = jax.eval_shape(program.init_states)
+    batch = jax.ShapeDtypeStruct((program.plan.padded, config.batch_size, 784), jnp.float32)
     cost = jax.jit(jax.vmap(train.train_step)).lower(states, batch).compile().cost_analysis() or {}
     cost = cost[0] if isinstance(cost, list) else cost
     return cost.get("flops", float("nan")), cost.get("bytes accessed", float("nan"))
@@ -54,24 +56,22 @@ def measure(seeds: int, images_np, *, steps: int, repeats: int, **overrides) -> 
     memory limit (before the chunk runs); an allocation that fails raises XLA's error.
     """
     config = config_lib.paper_mnist(seeds=tuple(range(seeds)), steps_per_call=steps, **overrides).resolved()
-    plan = sweep.make_plan(config, len(images_np), jax.device_count())
-    engine = sweep.Engine(config, plan, images_np.shape[1])
-    start = time.perf_counter()
-    engine.compile(*images_np.shape)  # on abstract arguments: nothing allocated yet
-    compile_s = time.perf_counter() - start
-    compiled = engine.bytes_per_device()
+    plan = make_plan(config, len(images_np), jax.device_count())
+    program = Program.compile(config, plan, images_np.shape[1])  # on abstract arguments: nothing allocated yet
+    compile_s = program.compile_s
+    compiled = program.bytes_per_device
     limit = memory.device_limit()
     if compiled is not None and limit is not None and compiled > limit:
         raise DoesNotFit(f"{seeds} seeds: the compiled chunk needs {compiled / 2**30:.1f} GiB (XLA memory "
                          f"analysis), the device has {limit / 2**30:.1f} GiB")
-    block = common.sweep_block(engine, engine.put_images(images_np))
+    block = common.sweep_block(program, program.put_images(images_np))
     start = time.perf_counter()
     block()
     ms = common.median_ms(block, repeats) / plan.chunk
     run_s = time.perf_counter() - start
     stats = jax.local_devices()[0].memory_stats() or {}
-    flops, traffic = step_cost(engine, config)
-    return {"seeds": seeds, "replica_loop": engine.loop, "steps": plan.chunk, "repeats": repeats,
+    flops, traffic = step_cost(program, config)
+    return {"seeds": seeds, "replica_loop": program.loop, "steps": plan.chunk, "repeats": repeats,
             "hidden": list(config.hidden), "latent_dim": config.latent_dim,
             "ms_per_step": ms, "us_per_seed_step": 1e3 * ms / seeds,
             "gflop_per_step": flops / 1e9, "gflops": flops / ms / 1e6, "gb_per_s": traffic / ms / 1e6,
@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = config_lib.paper_mnist(data_dir=args.data_dir).resolved()
-    images_np = sweep.load_split(base, "train")
+    images_np = load_split(base, "train")
     rows = []
     for seeds in (int(s) for s in args.seeds_list.split(",")):
         rows.append(measure(seeds, images_np, steps=args.steps, repeats=args.repeats, data_dir=args.data_dir))

@@ -6,10 +6,12 @@ The package is in layers, each folder importing only the folders below it
     losses.py    the closed-form losses, plain jax.numpy (``import jaxwvae.losses``)
     core/        the model and the math on it: objectives, the λ rule, the VAE, key streams, names
     data/        datasets (IDX files, tfds) and Table 2's augmented training sets
+    devices/     processes, the replica sharding over the devices, XLA's memory figures
     config/      the sweep's config, its presets, grids and the paper's readings of λ
     replica/     one replica: its training state and its step
     runs/        the run folder: files, checkpoints, the lock, signals, the progress line
-    engine/      the sweep: all replicas in one program, sharded, chunked, resumable
+    forecast/    λ moved on the host: the host rules and the reference forecaster (statsmodels)
+    engine/      the sweep: all replicas in one compiled program and the loop that drives it
     evaluation/  FID, the CNN classifier, InceptionV3, sampling from a finished run
     reports/     the paper's tables, the λ study and the plots
     cli.py       the command line shared by experiments/*.py

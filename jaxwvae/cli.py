@@ -240,7 +240,8 @@ def sweep_parser() -> ArgumentParser:
 def sweep_main(argv: Sequence[str]) -> int:
     """``experiments/sweep.py``: one sweep of seeds as one program."""
     args = sweep_parser().parse_args(argv)
-    from jaxwvae.engine import distributed, sweep
+    from jaxwvae.devices import distributed
+    from jaxwvae.engine import sweep
     from jaxwvae.runs import runlock
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)

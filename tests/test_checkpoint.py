@@ -12,7 +12,8 @@ import pytest
 from flax import serialization
 
 from jaxwvae.core.models import VAE
-from jaxwvae.engine import sweep
+from jaxwvae.engine.plan import make_plan
+from jaxwvae.engine.program import Program
 from jaxwvae.errors import UserError
 from jaxwvae.evaluation import generate
 from jaxwvae.runs import checkpoint, rundir
@@ -23,7 +24,7 @@ from tests.test_sweep import small
 def saved(data_dir, tmp_path_factory):
     """A run folder with two checkpoints of three replicas: step 3 (params x 2), then step 7 (the states)."""
     config = small(data_dir, seeds=(0, 1, 2)).resolved()
-    states = sweep.Engine(config, sweep.make_plan(config, 2000, jax.device_count()), 784).init_states()
+    states = Program.compile(config, make_plan(config, 2000, jax.device_count()), 784).init_states()
     out = tmp_path_factory.mktemp("run")
     history = {"loss": np.zeros((3, 7), np.float32)}
     saver = checkpoint.Checkpoints(out / rundir.CHECKPOINTS)

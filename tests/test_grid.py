@@ -11,10 +11,10 @@ import pytest
 from jaxwvae import config as config_lib
 from jaxwvae.config import grid
 from jaxwvae.core import lambda_rule
+from jaxwvae.devices.distributed import to_host
 from jaxwvae.engine import sweep
-from jaxwvae.engine.distributed import to_host
 from jaxwvae.engine.plan import make_plan
-from jaxwvae.engine.program import Engine
+from jaxwvae.engine.program import Program
 from jaxwvae.errors import ConfigError
 from jaxwvae.replica import train
 from tests.test_sweep import load, small
@@ -125,7 +125,7 @@ def test_each_point_follows_its_own_values(grid_run):
 def test_sigma_cap_holds_for_its_point_only(data_dir):
     config = small(data_dir, seeds=(0, 1), grid=POINTS).resolved()
     plan = make_plan(config, 2000, jax.device_count())
-    states = Engine(config, plan, 784).init_states()
+    states = Program.compile(config, plan, 784).init_states()
     x = jax.random.uniform(jax.random.key(1), (50, 784))
 
     def logvar(state):
@@ -153,7 +153,7 @@ def test_a_grid_replica_equals_a_solo_run_with_its_values(data_dir, tmp_path, gr
 def test_points_of_one_seed_start_from_the_same_parameters(data_dir):
     config = small(data_dir, seeds=(0, 1), grid=POINTS).resolved()
     plan = make_plan(config, 2000, jax.device_count())
-    states = to_host(Engine(config, plan, 784).init_states())
+    states = to_host(Program.compile(config, plan, 784).init_states())
     for leaf in jax.tree_util.tree_leaves(states.params):
         np.testing.assert_array_equal(leaf[0::2], np.broadcast_to(leaf[0], leaf[0::2].shape))
     orders = to_host(jax.vmap(train.epoch_order, in_axes=(0, None, None))(states, 0, 2000))

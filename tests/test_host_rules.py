@@ -1,12 +1,17 @@
-"""The host λ rules behind one interface: each adapter is a ``HostRule`` and moves λ by the paper's rule."""
+"""Where λ moves, decided once, and the host λ rules behind one interface (each a ``HostRule``)."""
+
+import types
 
 import numpy as np
 import pytest
 
 from jaxwvae.config import SweepConfig
 from jaxwvae.core import lambda_rule
-from jaxwvae.engine.host_rules import HostArima, HostRule, host_rule
-from jaxwvae.engine.statsmodels_rule import StatsmodelsRule
+from jaxwvae.engine.loop import Training, train_loop
+from jaxwvae.engine.plan import make_plan
+from jaxwvae.engine.program import device_rule
+from jaxwvae.forecast.host import HostArima, HostRule, host_lambda, host_rule
+from jaxwvae.forecast.statsmodels_rule import StatsmodelsRule
 
 SEEDS = (0, 1, 2)
 
@@ -47,4 +52,34 @@ def test_a_rule_without_close_is_not_a_host_rule():
 
 @pytest.mark.parametrize("changes", [dict(forecaster="device"), dict(forecaster="host", lambda_rule="fixed")])
 def test_no_host_rule_when_lambda_moves_on_the_device_or_not_at_all(changes):
-    assert host_rule(SweepConfig(seeds=SEEDS, **changes).resolved(), len(SEEDS)) is None
+    config = SweepConfig(seeds=SEEDS, **changes).resolved()
+    assert not host_lambda(config)
+    with pytest.raises(ValueError, match="no host rule"):
+        host_rule(config, len(SEEDS))
+
+
+@pytest.mark.parametrize("changes, on_host, fused", [
+    (dict(forecaster="device"), False, "ArimaState"),  # the adaptive rule fused into the step
+    (dict(forecaster="host"), True, "NoState"),  # λ from the host: the step keeps λ (the fixed rule)
+    (dict(forecaster="statsmodels"), True, "NoState"),
+    (dict(forecaster="host", lambda_rule="fixed"), False, "NoState"),  # λ moves nowhere
+    (dict(forecaster="host", lambda_rule="fixed", grid=((("lambda_rule", "arima"),),)), True, "NoState"),  # a point
+])
+def test_the_plan_holds_where_lambda_moves_and_the_step_follows_it(changes, on_host, fused):
+    config = SweepConfig(seeds=SEEDS, steps_per_call=10, **changes).resolved()
+    plan = make_plan(config, 2000, 1)
+    assert plan.host_lambda == host_lambda(config) == on_host
+    assert (plan.chunk, plan.remainder) == ((1, 0) if on_host else (10, 0))  # one step per call on the host
+    assert type(device_rule(config, plan).init()).__name__ == fused
+
+
+@pytest.mark.parametrize("forecaster, host, message", [
+    ("host", None, "moves λ on the host but the run has no host rule"),
+    ("device", object(), "moves λ on the device but the run has a host rule"),
+])
+def test_the_loop_refuses_a_host_rule_that_does_not_match_the_plan(forecaster, host, message):
+    plan = make_plan(SweepConfig(seeds=SEEDS, forecaster=forecaster).resolved(), 2000, 1)
+    training = Training(program=types.SimpleNamespace(plan=plan), states=None, images=None, history=None,
+                        host=host, checkpoints=None, step=0, start=0.0, bar=None)
+    with pytest.raises(ValueError, match=message):
+        train_loop(training)

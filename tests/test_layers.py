@@ -1,10 +1,12 @@
 """The package's layers: each folder imports only the folders below it (read from the source, not run).
 
-    core  <-  data  <-  config  <-  replica, runs  <-  engine, evaluation  <-  reports  <-  cli
+    core  <-  data, devices  <-  config  <-  replica, runs, forecast  <-  engine, evaluation  <-  reports  <-  cli
 
-``losses`` and ``errors`` sit under everything; ``losses.py`` imports nothing of the package. evaluation
-never imports training (replica, engine); ``core`` imports nothing of the package but itself and
-``losses``. A module imports a name from the module that defines it: no re-exports across modules.
+``losses`` and ``errors`` sit under everything; ``losses.py`` imports nothing of the package. ``devices``
+(processes, meshes, memory figures) imports only ``errors``; ``forecast`` (λ on the host, the reference
+forecaster) only what is below ``config``. evaluation never imports training (replica, forecast, engine);
+``core`` imports nothing of the package but itself and ``losses``. A module imports a name from the module
+that defines it: no re-exports across modules.
 """
 
 import ast
@@ -16,19 +18,23 @@ import pytest
 import jaxwvae
 
 PACKAGE = pathlib.Path(jaxwvae.__file__).parent
-LAYERS = ("core", "data", "config", "replica", "runs", "engine", "evaluation", "reports")
+LAYERS = ("core", "data", "devices", "config", "replica", "runs", "forecast", "engine", "evaluation", "reports")
 BELOW = {
     "losses": set(),
     "errors": set(),
     "core": {"losses"},
     "data": {"losses", "errors"},
+    "devices": {"errors"},
     "config": {"losses", "errors", "core", "data"},
     "replica": {"losses", "errors", "core", "config"},
     "runs": {"losses", "errors", "core", "config"},
-    "engine": {"losses", "errors", "core", "data", "config", "replica", "runs"},
-    "evaluation": {"losses", "errors", "core", "data", "config", "runs"},
-    "reports": {"losses", "errors", "core", "data", "config", "replica", "runs", "engine", "evaluation"},
-    "cli": {"losses", "errors", "core", "data", "config", "replica", "runs", "engine", "evaluation", "reports"},
+    "forecast": {"losses", "errors", "core", "config"},
+    "engine": {"losses", "errors", "core", "data", "devices", "config", "replica", "runs", "forecast"},
+    "evaluation": {"losses", "errors", "core", "data", "devices", "config", "runs"},
+    "reports": {"losses", "errors", "core", "data", "devices", "config", "replica", "runs", "forecast", "engine",
+                "evaluation"},
+    "cli": {"losses", "errors", "core", "data", "devices", "config", "replica", "runs", "forecast", "engine",
+            "evaluation", "reports"},
 }
 
 

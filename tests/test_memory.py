@@ -6,24 +6,23 @@ import pytest
 
 from jaxwvae import config as config_lib
 from jaxwvae.config import grid
-from jaxwvae.engine import memory
+from jaxwvae.devices import memory
 from jaxwvae.engine.plan import make_plan
-from jaxwvae.engine.program import Engine
+from jaxwvae.engine.program import Program
 from jaxwvae.errors import UserError
 
 
-def engine_for(seeds: int, n_train: int = 3000, **changes):
+def program_for(seeds: int, n_train: int = 3000, **changes):
     config = config_lib.paper_mnist(seeds=tuple(range(seeds)), lambda_rule="fixed", steps_per_call=5,
                                     **changes).resolved()
-    return Engine(config, make_plan(config, n_train, 1), 784)
+    return Program.compile(config, make_plan(config, n_train, 1), 784)
 
 
 @pytest.mark.slow  # compiles the paper's model for a sweep
 def test_compiling_on_abstract_arguments_allocates_no_state():
-    engine = engine_for(4)
-    engine.compile(3000, 784)
+    program = program_for(4)
     # one device: nothing but the compiled executables exist; the states are created afterwards
-    assert engine.compiled_chunk is not None and engine.bytes_per_device() > 0
+    assert set(program.calls) == {5} and program.bytes_per_device > 0
     live = sum(x.nbytes for x in jax.live_arrays())
     assert live < 50_000_000, live  # 4 replicas' state is ~52 MB: it was not allocated
 
@@ -31,20 +30,17 @@ def test_compiling_on_abstract_arguments_allocates_no_state():
 @pytest.mark.slow  # compiles the paper's model for a sweep
 @pytest.mark.parametrize("seeds", [2, 6])
 def test_compiled_bytes_cover_the_state_and_grow_with_the_replicas(seeds):
-    engine = engine_for(seeds)
-    engine.compile(3000, 784)
-    states = engine.init_states()
+    program = program_for(seeds)
+    states = program.init_states()
     state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(states))
-    need = engine.bytes_per_device()
+    need = program.bytes_per_device
     assert need > state_bytes + 3000 * 784  # the state, the images and the step's temporaries
     assert need < 3 * state_bytes + 3000 * 784 + 20_000_000  # and not wildly more (2x state ~ temporaries)
 
 
 @pytest.mark.slow  # compiles the paper's model for a sweep
 def test_a_sweep_that_cannot_fit_says_how_many_replicas_do():
-    engine = engine_for(10, n_train=60000)
-    engine.compile(60000, 784)
-    need, shared = engine.bytes_per_device(), 60000 * 784
+    need, shared = program_for(10, n_train=60000).bytes_per_device, 60000 * 784
     per = (need - shared) / 10
     limit = int((shared + 4.5 * per) / memory.SAFETY)  # room for 4 of the 10 replicas
     with pytest.raises(UserError, match=r"^10 replicas: .* at most 4 replicas fit on 1 device\(s\)"):
@@ -55,12 +51,12 @@ def test_a_sweep_that_cannot_fit_says_how_many_replicas_do():
 
 def test_grid_points_count_as_replicas():
     config = config_lib.paper_mnist(seeds=(0, 1), grid=((("lambda_c", 0.1),), (("lambda_c", 0.2),),
-                                                        (("lambda_c", 0.3),))).resolved()
+                                                        (("lambda_c", 0.3),)),
+                                    hidden=(32,), latent_dim=4, steps_per_call=5).resolved()  # a small model
     plan = make_plan(config, 3000, 1)
     assert plan.replicas == grid.replica_count(config) == 6
-    engine = Engine(config, plan, 784)
-    args = engine.abstract_args(3000, 784)
-    assert args[0].params["params"]["encoder"]["Dense_0"]["kernel"].shape[0] == 6
+    states = jax.eval_shape(Program.compile(config, plan, 784).init_states)
+    assert states.params["params"]["encoder"]["Dense_0"]["kernel"].shape[0] == 6
 
 
 @pytest.mark.parametrize("n_train, cap, chunk, remainder", [

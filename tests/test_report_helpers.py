@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import cli
-from jaxwvae.core import exclusion
+from jaxwvae.engine.results import classify
 from jaxwvae.reports import plots
 
 
@@ -18,17 +18,17 @@ def run(**changes):
     ({}, None),
     ({"diverged": True, "diverged_step": 17}, "diverged at step 17"),
     ({"kl": 0.3}, "underfit"),
-    ({"t_gap": -70.0}, None),  # a very negative T alone is kept (see jaxwvae.core.exclusion)
+    ({"t_gap": -70.0}, None),  # a very negative T alone is kept (see jaxwvae.engine.results)
     ({"rec": 90.0, "train_rec": 80.0}, "overfit: test reconstruction 12.5%"),
 ])
 def test_classify(changes, reason):
-    excluded, why = exclusion.classify(run(**changes))
+    excluded, why = classify(run(**changes))
     assert excluded == (reason is not None)
     assert (why is None) if reason is None else reason in why
 
 
 def test_boundaries_are_kept():
-    assert not exclusion.classify(run(kl=1.0, t_gap=-20.0, rec=84.0, train_rec=80.0))[0]
+    assert not classify(run(kl=1.0, t_gap=-20.0, rec=84.0, train_rec=80.0))[0]
 
 
 def test_moving_average_matches_numpy():

@@ -20,9 +20,10 @@ from statsmodels.tsa.arima.model import ARIMA
 
 from jaxwvae.config import SweepConfig
 from jaxwvae.core import lambda_rule
-from jaxwvae.engine import forecast_reference, statsmodels_series, sweep
-from jaxwvae.engine.forecast_reference import reference_forecasts
-from jaxwvae.engine.statsmodels_rule import StatsmodelsRule
+from jaxwvae.engine import sweep
+from jaxwvae.forecast import series
+from jaxwvae.forecast.reference import forecast_agreement, reference_forecasts
+from jaxwvae.forecast.statsmodels_rule import StatsmodelsRule
 
 ORDER = (1, 1, 0)
 STEPS = 30
@@ -41,7 +42,7 @@ def simulate(n, seed, phi=0.5, scale=1.0, offset=0.0):
     return (offset + np.cumsum(y)).astype(np.float32)
 
 
-def series():
+def histories():
     """Three clean replicas and a fourth that copies replica 1 until it diverges (NaN)."""
     x = np.stack([simulate(STEPS, 0), simulate(STEPS, 1, offset=2.0), simulate(STEPS, 2, phi=-0.3), simulate(STEPS, 1, offset=2.0)])
     x[3, NAN_FROM:] = np.nan
@@ -90,7 +91,7 @@ def run_rule(x, refit_every=1, workers=1, state_at=None):
 
 @pytest.fixture(scope="module")
 def x():
-    return series()
+    return histories()
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_refit_every_step_equals_direct_fits(x, runs, reference):
 
 @pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_refit_every_k_equals_fit_then_extend(x, runs):
-    need = statsmodels_series.warmup_values(ORDER)
+    need = series.warmup_values(ORDER)
     for r in range(3):
         results = None
         for n in range(need, STEPS + 1):  # n values seen
@@ -196,7 +197,7 @@ def test_a_nan_replica_harms_no_other_and_gets_nan(x, runs):
 
 @pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_warm_up_is_the_last_value_until_enough_values(x, runs):
-    need = statsmodels_series.warmup_values(ORDER)
+    need = series.warmup_values(ORDER)
     assert need == 3
     for key in runs:
         f = runs[key]["forecast"]
@@ -206,7 +207,7 @@ def test_warm_up_is_the_last_value_until_enough_values(x, runs):
     for p in range(4):
         for d in range(3):
             first = next(n for n in range(1, 20) if n - p - d >= max(p, 1) and n > d)
-            assert statsmodels_series.warmup_values((p, d, 0)) == first
+            assert series.warmup_values((p, d, 0)) == first
     # ... which is where the running-sum estimator's forecast first differs from the last value
     for order in [(1, 1, 0), (2, 1, 0), (1, 0, 0), (3, 2, 0)]:
         state = lambda_rule.arima_init(order, dtype=np.float64, xp=np)
@@ -216,18 +217,18 @@ def test_warm_up_is_the_last_value_until_enough_values(x, runs):
             state, f = lambda_rule.arima_update(state, np.float64(v), order, xp=np)
             if first_ready is None and f != v:
                 first_ready = t + 1
-        assert statsmodels_series.warmup_values(order) == first_ready, order
+        assert series.warmup_values(order) == first_ready, order
     # q > 0: q more values first
-    assert statsmodels_series.warmup_values((1, 1, 1)) == 4
-    assert statsmodels_series.warmup_values((0, 1, 2)) == 4
-    assert statsmodels_series.warmup_values((2, 0, 1)) == 5
+    assert series.warmup_values((1, 1, 1)) == 4
+    assert series.warmup_values((0, 1, 2)) == 4
+    assert series.warmup_values((2, 0, 1)) == 5
 
 
 @pytest.mark.slow  # statsmodels ARIMA fits in worker processes
 def test_warm_up_with_a_moving_average_term():
     y = simulate(6, 4).astype(np.float64)
-    series = statsmodels_series.Series((1, 1, 1), 1)  # a worker's replica, run here
-    f = [series.update(v) for v in y]
+    one = series.Series((1, 1, 1), 1)  # a worker's replica, run here
+    f = [one.update(v) for v in y]
     assert f[:3] == y[:3].tolist()
     np.testing.assert_allclose(f[3:], [direct_fit(y[:n], (1, 1, 1)).forecast(1)[0] for n in (4, 5, 6)], rtol=1e-9)
 
@@ -256,15 +257,15 @@ def test_load_state_dict_continues_bitwise(x, runs, refit_every):
 def test_replay_repeats_a_failed_refit_fallback(monkeypatch):
     """A refit that fails falls back to extending the older fit; a restore must land on the same results."""
     y = simulate(30, 6).astype(np.float64)
-    original = statsmodels_series._fit
+    original = series._fit
 
     def flaky(values, order):  # the refit on 13 values fails (k = 5: refits at 3, 8, 13, 18, …)
         return None if len(values) == 13 else original(values, order)
 
-    monkeypatch.setattr(statsmodels_series, "_fit", flaky)
-    live = statsmodels_series.Series(ORDER, 5)
+    monkeypatch.setattr(series, "_fit", flaky)
+    live = series.Series(ORDER, 5)
     forecasts = [live.update(v) for v in y[:16]]
-    restored = statsmodels_series.Series(ORDER, 5)
+    restored = series.Series(ORDER, 5)
     restored.replay(y[:16])
     assert live.failed == 1
     assert [live.update(v) for v in y[16:]] == [restored.update(v) for v in y[16:]]
@@ -287,7 +288,7 @@ def test_sign_agrees_with_the_device_estimator():
     for v in y:
         state, f = lambda_rule.arima_update(state, v, ORDER, xp=np)
         device.append(f)
-    summary = forecast_reference.forecast_agreement(np.array(device)[None], reference)
+    summary = forecast_agreement(np.array(device)[None], reference)
     print(f"sign agreement statsmodels vs running-sum ARIMA(1,1,0) over 300 steps: "
           f"{summary['sign_agreement_overall']:.4f}, median |diff| {summary['median_abs_diff_overall']:.4g}")
     assert summary["steps_compared"] == [300]
@@ -303,7 +304,7 @@ def test_reference_forecasts_equal_the_rule_step_by_step(runs, reference):
 def test_forecast_agreement_counts_by_hand():
     device = np.array([[1.0, -1.0, 0.0, np.nan], [2.0, 2.0, -3.0, 4.0]])
     reference = np.array([[2.0, 1.0, -0.0, 5.0], [1.0, 2.5, -1.0, -4.0]])
-    s = forecast_reference.forecast_agreement(device, reference)
+    s = forecast_agreement(device, reference)
     assert s["steps_compared"] == [3, 4]
     assert s["sign_agreement"] == [2 / 3, 3 / 4]  # 0 and -0.0 both count as >= 0
     assert s["sign_agreement_overall"] == 5 / 7
@@ -323,6 +324,39 @@ def test_workers_import_no_jax_run_one_thread_and_close_ends_them(runs):
         assert all(p.daemon for p in run["processes"])
 
 
+def _in_a_fresh_interpreter(code: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="3"))
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_importing_the_pool_changes_nothing_in_the_process():
+    # Named as a worker is, where the pool once set the BLAS variables when it was imported.
+    _in_a_fresh_interpreter("""
+        import multiprocessing, os, sys
+        multiprocessing.current_process().name = "jaxwvae-statsmodels-0"
+        env, main = dict(os.environ), sys.modules["__main__"]
+        import jaxwvae.forecast.pool
+        assert dict(os.environ) == env, "os.environ changed"
+        assert sys.modules["__main__"] is main, "__main__ replaced"
+        print("ok")
+    """)
+
+
+@pytest.mark.slow  # a worker process
+def test_starting_workers_restores_the_environment_and_main():
+    _in_a_fresh_interpreter("""
+        import os, sys
+        from jaxwvae.forecast import pool
+        env, main = dict(os.environ), sys.modules["__main__"]
+        with pool.Workers(1, (1, 1, 0), 1) as workers:
+            assert dict(os.environ) == env and os.environ["OPENBLAS_NUM_THREADS"] == "3", "os.environ changed"
+            assert sys.modules["__main__"] is main, "__main__ replaced"
+            assert workers.gather([("own", 1)]) == [("ok",)]
+        print("ok")
+    """)
+
+
 def _gone(pid: int) -> bool:
     try:
         status = pathlib.Path(f"/proc/{pid}/status").read_text()
@@ -339,7 +373,7 @@ def test_workers_end_with_a_killed_parent_script_that_imports_jax(tmp_path):
         import os, signal, sys
         import jax
         from jaxwvae.config import SweepConfig
-        from jaxwvae.engine.statsmodels_rule import StatsmodelsRule
+        from jaxwvae.forecast.statsmodels_rule import StatsmodelsRule
         rule = StatsmodelsRule(SweepConfig(forecaster="statsmodels"), 2, workers=1)
         lam, f = rule.update([1.0, 2.0], [1.0, 1.0])
         pid = rule.processes[0].pid

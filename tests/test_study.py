@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from jaxwvae.core import exclusion, stats
+from jaxwvae.core import stats
+from jaxwvae.engine.results import MIN_KL
 from jaxwvae.reports import study
 
 TINY = dict(seeds=(0, 1), epochs=2, train_size=1000, test_size=500, hidden=(32, 16), latent_dim=4,
@@ -55,7 +56,7 @@ def test_summaries_agree_with_the_runs(study_out):
     runs = strict(out / "mnist_w_grid" / "results.json")["runs"]
     for name, r in report["readings"].items():
         members = [x for x in runs if x["point"] == r["point"]]
-        collapsed = sum(x["kl"] < exclusion.MIN_KL for x in members)
+        collapsed = sum(x["kl"] < MIN_KL for x in members)
         assert r["collapsed"]["k"] == collapsed and r["collapsed"]["n"] == 2
         assert r["t_final"] == stats.summary([x["t_gap"] for x in members])
         assert r["fid"]["n"] == 2 and r["fid"]["ci_low"] <= r["fid"]["mean"] <= r["fid"]["ci_high"]

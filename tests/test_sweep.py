@@ -8,10 +8,10 @@ import pytest
 
 from jaxwvae import config as config_lib
 from jaxwvae.core import lambda_rule
+from jaxwvae.devices.distributed import to_host
 from jaxwvae.engine import sweep
-from jaxwvae.engine.distributed import to_host
 from jaxwvae.engine.plan import load_split, make_plan
-from jaxwvae.engine.program import Engine
+from jaxwvae.engine.program import Program
 from jaxwvae.replica import train
 
 pytestmark = pytest.mark.slow  # each test trains a sweep (sweep.run end to end, or the engine's chunks)
@@ -134,18 +134,17 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
     config = small(data_dir, seeds=(0, 1, 2), lambda_rule="fixed", lam="1").resolved()
     images_np = load_split(config, "train")
     plan = make_plan(config, len(images_np), jax.device_count())
-    engine = Engine(config, plan, images_np.shape[1])
-    images = engine.put_images(images_np)
+    program = Program.compile(config, plan, images_np.shape[1])
+    images = program.put_images(images_np)
 
     def run(poison):
-        states = engine.init_states()
+        states = program.init_states()
         if poison:  # an infinite λ makes replica 1's loss infinite at its first step
-            states = engine.set_lam(states, np.array([1.0, np.inf, 1.0], np.float32))
-        engine.compile(*images_np.shape)
+            states = program.set_lam(states, np.array([1.0, np.inf, 1.0], np.float32))
         collected = []
-        orders = engine.orders(states, 0)
+        orders = program.orders(states, 0)
         for first in range(0, plan.steps_per_epoch, plan.chunk):
-            states, metrics = engine.run_chunk(states, images, orders, first)
+            states, metrics = program.run(states, images, orders, first)
             collected.append(to_host(metrics)["loss"])
         return to_host(states), np.concatenate(collected, axis=1)
 
@@ -157,7 +156,7 @@ def test_a_diverging_replica_is_frozen_and_harms_no_other(data_dir):
     for a, b in zip(jax.tree_util.tree_leaves(clean_states.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[[0, 2]], b[[0, 2]])
     # the frozen replica kept its initial parameters, λ and forecaster state; its Adam moments stay finite
-    fresh = to_host(engine.init_states())
+    fresh = to_host(program.init_states())
     for a, b in zip(jax.tree_util.tree_leaves(fresh.params), jax.tree_util.tree_leaves(poisoned_states.params)):
         np.testing.assert_array_equal(a[1], b[1])
     assert poisoned_states.lam[1] == np.inf and poisoned_states.step[1] == plan.steps_per_epoch

@@ -7,9 +7,9 @@ The modules that implement them read these tuples (importing them would pull in 
   ``fixed``, ``arima``; :mod:`jaxwvae.core.controllers`: ``pi``, ``geco``);
 * :data:`FORECASTERS`, where the adaptive rule's forecast of T runs: ``device`` fused in the compiled
   step, ``host`` the same estimator in NumPy (:mod:`jaxwvae.core.lambda_rule` with ``xp=np``),
-  ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.engine.statsmodels_rule`);
+  ``statsmodels`` the reference ARIMA (:mod:`jaxwvae.forecast.statsmodels_rule`);
 * :data:`PBT_FITNESS`, the validation fitness population-based training ranks members by;
-* :data:`REPLICA_LOOPS`, how the compiled chunk runs the replicas (:func:`jaxwvae.engine.sweep.replica_loop`).
+* :data:`REPLICA_LOOPS`, how the compiled chunk runs the replicas (:func:`jaxwvae.engine.program.replica_loop`).
 """
 
 OBJECTIVES = ("w", "kl", "wae")

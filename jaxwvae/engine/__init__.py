@@ -1,9 +1,8 @@
-"""The sweep engine: every replica in one compiled program, sharded over devices, chunked and resumable.
+"""The sweep engine: the compiled program of every replica and the loop that drives it, chunked and resumable.
 
-sweep (the job: ``sweep.run``, resume, results), plan (data splits, calls per epoch), program (the
-compiled ``Engine``), loop (the training loop), history (per-step metrics, ``history.npz``'s columns),
-host_rules (λ moved on the host), statsmodels_rule with statsmodels_series and statsmodels_pool (the
-reference forecaster and its worker processes), forecast_reference (the offline comparison),
-memory (the compiled program's bytes), distributed (processes, meshes, devices). Imports every
-layer below it; evaluation and reports sit above.
+sweep (the job: ``sweep.run``, resume), plan (data splits, calls per epoch, whether λ moves on the host),
+program (``Program.compile``: the compiled calls, their metric names and memory figure), loop (the training
+loop and its ``Training`` record), history (per-step metrics, ``history.npz``'s columns), results
+(``results.json`` and the over/underfit exclusion). Imports every layer below it, the reference forecaster
+(``jaxwvae.forecast``) and the devices (``jaxwvae.devices``) included; evaluation and reports sit above.
 """

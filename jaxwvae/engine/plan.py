@@ -9,6 +9,7 @@ import numpy as np
 from jaxwvae import data
 from jaxwvae.config import SweepConfig, grid
 from jaxwvae.errors import UserError
+from jaxwvae.forecast.host import host_lambda
 
 
 def largest_divisor_at_most(n: int, cap: int) -> int:
@@ -26,7 +27,8 @@ class Plan:
     chunk: int  # steps per compiled call
     replicas: int  # real replicas: grid points x seeds
     padded: int  # replicas after padding to a multiple of the device count
-    remainder: int = 0  # steps of the epoch's last, shorter call (0: the chunk divides the epoch)
+    remainder: int  # steps of the epoch's last, shorter call (0: the chunk divides the epoch)
+    host_lambda: bool  # λ moves on the host (jaxwvae.forecast.host.host_lambda): one step per call
 
     def calls(self, first_batch: int):
         """``(first batch, steps)`` of the calls from ``first_batch`` to the end of an epoch."""
@@ -34,22 +36,19 @@ class Plan:
                 for b in range(first_batch, self.steps_per_epoch, self.chunk)]
 
 
-def adaptive(config: SweepConfig) -> bool:
-    """Whether any grid point moves λ with the adaptive rule."""
-    return any(c.lambda_rule == "arima" for c in grid.resolved_points(config))
-
-
 def make_plan(config: SweepConfig, n_train: int, n_devices: int) -> Plan:
+    """The plan of ``config`` on ``n_train`` images and ``n_devices`` devices."""
     steps_per_epoch = n_train // config.batch_size
-    host_rule = adaptive(config) and config.forecaster != "device"
-    cap = 1 if host_rule else min(config.steps_per_call, steps_per_epoch)  # λ from the host: step by step
+    on_host = host_lambda(config)
+    cap = 1 if on_host else min(config.steps_per_call, steps_per_epoch)  # λ from the host: step by step
     chunk = largest_divisor_at_most(steps_per_epoch, cap)
     remainder = 0
     if 2 * chunk <= cap:  # no divisor near the cap (e.g. 599 steps): full chunks and one shorter call
         chunk, remainder = cap, steps_per_epoch % cap
     replicas = grid.replica_count(config)
     padded = -(-replicas // n_devices) * n_devices
-    return Plan(n_train, steps_per_epoch, steps_per_epoch * config.epochs, chunk, replicas, padded, remainder)
+    return Plan(n_train, steps_per_epoch, steps_per_epoch * config.epochs, chunk, replicas, padded,
+                remainder=remainder, host_lambda=on_host)
 
 
 def load_split(config: SweepConfig, split: str) -> np.ndarray:

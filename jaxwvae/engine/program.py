@@ -1,41 +1,47 @@
 """The compiled program of a run: ``jit(vmap(train_chunk))`` (or ``lax.map``) over a sharded replica axis.
 
-:class:`Engine` builds the replica states (stacked on a leading axis and
-sharded over the devices), compiles the chunk of steps once on abstract
-arguments, runs it, and evaluates the trained replicas.
+:meth:`Program.compile` compiles the chunk of steps (and the epoch's shorter
+remainder call, if any) once, on abstract arguments, and returns a frozen
+:class:`Program`: the compiled calls by step count, the metric names they
+return and XLA's memory figure, with what creates the replica states (stacked
+on a leading axis and sharded over the devices), runs a call and evaluates the
+trained replicas. :func:`over_replicas` is the one place that chooses between
+``vmap`` and ``lax.map`` over the replicas, for training and evaluation alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
+from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 
 from jaxwvae.config import SweepConfig, grid
 from jaxwvae.core import controllers, lambda_rule, objectives
 from jaxwvae.core.models import VAE
-from jaxwvae.engine import distributed, memory
-from jaxwvae.engine.distributed import to_host
+from jaxwvae.devices import distributed, memory
 from jaxwvae.engine.plan import Plan, largest_divisor_at_most
 from jaxwvae.errors import UserError
 from jaxwvae.replica import train
 from jaxwvae.replica.state import create_replica, optimizer
 
 EVAL_BATCH = 1000
+CHUNK_AXES = (0, None, 0, None)  # train_chunk(state, images, order, first_batch): state and order per replica
 
 
-def device_rule(config: SweepConfig) -> lambda_rule.LambdaRule:
+def device_rule(config: SweepConfig, plan: Plan) -> lambda_rule.LambdaRule:
     """The rule fused into the compiled step: every rule some replica follows on the device.
 
-    The ARIMA rule runs here with ``forecaster='device'``; on the host otherwise (the step keeps those
-    replicas' λ and the host sets it). Replicas with the fixed rule keep λ₀.
+    The ARIMA rule runs here unless λ moves on the host (``plan.host_lambda``: the step then keeps
+    those replicas' λ and the host sets it). Replicas with the fixed rule keep λ₀.
     """
     used = {c.lambda_rule for c in grid.resolved_points(config)}
     rules = {}
-    if "arima" in used and config.forecaster == "device":
+    if "arima" in used and not plan.host_lambda:
         rules["arima"] = lambda_rule.arima(config.arima_order)
     if "pi" in used:
         rules["pi"] = controllers.pi(config.pi_quantity)
@@ -54,92 +60,73 @@ def replica_loop(config: SweepConfig) -> str:
     return "map" if jax.devices()[0].platform == "cpu" and jax.device_count() == 1 else "vmap"
 
 
-def over_replicas(chunk, loop: str):
-    """``chunk(state, images, order, first_batch)`` over the leading replica axis of states and orders."""
-    if loop == "vmap":
-        return jax.vmap(chunk, in_axes=(0, None, 0, None))
+def over_replicas(fn: Callable, loop: str, in_axes: tuple) -> Callable:
+    """``fn`` over the leading replica axis of the arguments whose ``in_axes`` is 0; those with None are shared.
 
-    def mapped(states, images, orders, first_batch):
-        return jax.lax.map(lambda so: chunk(so[0], images, so[1], first_batch), (states, orders))
+    ``loop="vmap"`` batches the replicas into one computation (``jax.vmap``);
+    ``"map"`` runs them one after another in one compiled loop (``lax.map``).
+    """
+    if loop == "vmap":
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def mapped(*args):
+        def one(per_replica):
+            rest = iter(per_replica)
+            return fn(*(next(rest) if axis == 0 else a for a, axis in zip(args, in_axes)))
+
+        return jax.lax.map(one, tuple(a for a, axis in zip(args, in_axes) if axis == 0))
 
     return mapped
 
 
-class Engine:
-    """The compiled functions of one run and the stacked replica states they advance."""
+@functools.lru_cache(maxsize=None)
+def _evaluator(loop: str, batch: int) -> Callable:
+    """``jit`` of :func:`jaxwvae.replica.train.evaluate` over the replicas, in batches of ``batch`` images."""
+    return jax.jit(over_replicas(functools.partial(train.evaluate, batch_size=batch), loop, (0, None)))
 
-    def __init__(self, config: SweepConfig, plan: Plan, in_dim: int):
-        self.config, self.plan = config, plan
-        devices = np.array(jax.devices())
-        mesh = Mesh(devices, ("replica",))
-        self.sharded = NamedSharding(mesh, PartitionSpec("replica"))
-        self.replicated = NamedSharding(mesh, PartitionSpec())
-        # the cap on σ is per replica (state.sigma_max), an argument of the model's call
-        model = VAE(config.hidden, config.latent_dim, in_dim)
-        create = functools.partial(create_replica, model=model, tx=optimizer(),
-                                   objective=objectives.get(config.objective).fn,
-                                   lambda_rule=device_rule(config), in_dim=in_dim)
-        # Padding replicas (to fill every device) take seeds no real replica uses; they never show in results.
-        self.table = grid.replica_table(config, plan.padded)
-        self._create = jax.jit(jax.vmap(create), out_shardings=self.sharded)
-        self._order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2,
-                              out_shardings=self.sharded)
-        self.loop = replica_loop(config)
-        self._chunks = {n: jax.jit(over_replicas(functools.partial(train.train_chunk, n_steps=n,
-                                                                   batch_size=config.batch_size), self.loop),
-                                   donate_argnums=0, out_shardings=self.sharded)
-                        for n in {plan.chunk, plan.remainder} - {0}}
-        self._chunk = self._chunks[plan.chunk]
-        self.compiled = {}  # steps -> compiled call
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Program:
+    """One run compiled: its calls by step count over the sharded replica axis, and what they take and give.
+
+    ``calls[n](states, images, orders, first_batch) -> (states, metrics)``
+    advances every replica ``n`` steps of an epoch from batch ``first_batch``
+    (the states are donated); ``metrics`` maps each of ``metric_names`` to
+    ``[replicas, n]``. Made by :meth:`compile` only.
+    """
+
+    config: SweepConfig
+    plan: Plan
+    loop: str  # "vmap" or "map" over the replicas (replica_loop)
+    table: dict  # per-replica seeds, grid points and hyperparameters, padding included (grid.replica_table)
+    calls: Mapping[int, jax.stages.Compiled]  # steps -> compiled call: plan.chunk, and plan.remainder if any
+    metric_names: tuple[str, ...]  # the per-step metrics every call returns, sorted
+    bytes_per_device: int | None  # XLA's figure of the largest call (jaxwvae.devices.memory.compiled_bytes)
+    compile_s: float  # seconds spent compiling
+    sharded: NamedSharding  # the replica axis split over the devices
+    replicated: NamedSharding  # a whole copy on every device
+    create_states: Callable = dataclasses.field(repr=False)  # jit: (seeds, table) -> stacked states
+    epoch_order: Callable = dataclasses.field(repr=False)  # jit: (states, epoch, n_train) -> each replica's order
 
     def init_states(self):
+        """Every replica's initial state, stacked on the leading axis and sharded over the devices."""
         table = {k: distributed.put(v, self.sharded) for k, v in self.table.items()}
-        return self._create(table.pop("seed"), table)
+        return self.create_states(table.pop("seed"), table)
 
     def put_images(self, images_u8):
+        """The training images, whole on every device."""
         return distributed.put(images_u8, self.replicated)
 
-    def abstract_args(self, n_train: int, in_dim: int):
-        """Shapes, dtypes and shardings of the chunk's arguments: nothing is allocated."""
-        states = jax.eval_shape(self._create, jax.ShapeDtypeStruct((self.plan.padded,), np.int32),
-                                {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in self.table.items()
-                                 if k != "seed"})
-        states = jax.tree_util.tree_map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.sharded), states)
-        images = jax.ShapeDtypeStruct((n_train, in_dim), np.uint8, sharding=self.replicated)
-        orders = jax.ShapeDtypeStruct((self.plan.padded, n_train), np.int32, sharding=self.sharded)
-        return states, images, orders
+    def orders(self, states, epoch: int):
+        """Each replica's order of the training images in ``epoch``, ``[replicas, n_train]``."""
+        return self.epoch_order(states, epoch, self.plan.n_train)
 
-    def compile(self, n_train: int, in_dim: int) -> float:
-        """Compile the chunk (and the remainder call, if any) on abstract arguments; return the seconds."""
-        start = time.perf_counter()
-        self._args = self.abstract_args(n_train, in_dim)
-        self.compiled = {n: fn.lower(*self._args, np.int32(0)).compile() for n, fn in self._chunks.items()}
-        return time.perf_counter() - start
-
-    @property
-    def compiled_chunk(self):
-        return self.compiled.get(self.plan.chunk)
-
-    def bytes_per_device(self) -> int | None:
-        """XLA's memory figure of the largest compiled call (see ``jaxwvae.engine.memory``)."""
-        sizes = [memory.compiled_bytes(c.memory_analysis()) for c in self.compiled.values()]
-        sizes = [v for v in sizes if v is not None]
-        return max(sizes) if sizes else None
-
-    def orders(self, states, epoch):
-        return self._order(states, epoch, self.plan.n_train)
-
-    def run_chunk(self, states, images, orders, first_batch, steps: int | None = None):
+    def run(self, states, images, orders, first_batch: int, steps: int | None = None):
         """``steps`` steps (default: the chunk) of every replica from batch ``first_batch`` of the epoch."""
-        return self.compiled[steps or self.plan.chunk](states, images, orders, np.int32(first_batch))
-
-    def metric_names(self) -> list[str]:
-        """The names of the per-step metrics the chunk returns (from the trace :meth:`compile` made)."""
-        _, metrics = jax.eval_shape(self._chunk, *self._args, np.int32(0))
-        return sorted(metrics)
+        return self.calls[steps or self.plan.chunk](states, images, orders, np.int32(first_batch))
 
     def set_lam(self, states, lam):
+        """The states with every replica's λ replaced by ``lam``, ``(replicas,)``."""
         return states.replace(lam=distributed.put(np.asarray(lam, np.float32), self.sharded))
 
     def evaluate(self, states, images_u8) -> dict:
@@ -149,11 +136,37 @@ class Engine:
         if batch < EVAL_BATCH // 10:
             batch = min(n, EVAL_BATCH)
         n = n - n % batch
-        return to_host(self._evaluate(batch)(states, self.put_images(images_u8[:n])))
+        return distributed.to_host(_evaluator(self.loop, batch)(states, self.put_images(images_u8[:n])))
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 (one engine per run: the cache lives as long as it)
-    def _evaluate(self, batch: int):
-        evaluate = functools.partial(train.evaluate, batch_size=batch)
-        if self.loop == "vmap":
-            return jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
-        return jax.jit(lambda states, images: jax.lax.map(lambda s: evaluate(s, images), states))
+    @classmethod
+    def compile(cls, config: SweepConfig, plan: Plan, in_dim: int) -> Program:
+        """Compile the run's calls on abstract arguments (shapes, dtypes, shardings: nothing is allocated)."""
+        start = time.perf_counter()
+        sharded, replicated = distributed.replica_shardings()
+        # the cap on σ is per replica (state.sigma_max), an argument of the model's call
+        model = VAE(config.hidden, config.latent_dim, in_dim)
+        create = jax.jit(jax.vmap(functools.partial(create_replica, model=model, tx=optimizer(),
+                                                    objective=objectives.get(config.objective).fn,
+                                                    lambda_rule=device_rule(config, plan), in_dim=in_dim)),
+                         out_shardings=sharded)
+        # Padding replicas (to fill every device) take seeds no real replica uses; they never show in results.
+        table = grid.replica_table(config, plan.padded)
+        states = jax.eval_shape(create, jax.ShapeDtypeStruct((plan.padded,), np.int32),
+                                {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in table.items() if k != "seed"})
+        states = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharded), states)
+        images = jax.ShapeDtypeStruct((plan.n_train, in_dim), np.uint8, sharding=replicated)
+        orders = jax.ShapeDtypeStruct((plan.padded, plan.n_train), np.int32, sharding=sharded)
+        loop = replica_loop(config)
+        lowered = {}
+        for n in sorted({plan.chunk, plan.remainder} - {0}):
+            chunk = functools.partial(train.train_chunk, n_steps=n, batch_size=config.batch_size)
+            lowered[n] = jax.jit(over_replicas(chunk, loop, CHUNK_AXES), donate_argnums=0,
+                                 out_shardings=sharded).lower(states, images, orders, np.int32(0))
+        calls = {n: low.compile() for n, low in lowered.items()}
+        sizes = [memory.compiled_bytes(c.memory_analysis()) for c in calls.values()]
+        sizes = [v for v in sizes if v is not None]
+        _, metrics = lowered[plan.chunk].out_info
+        order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2, out_shardings=sharded)
+        return cls(config=config, plan=plan, loop=loop, table=table, calls=calls, metric_names=tuple(sorted(metrics)),
+                   bytes_per_device=max(sizes) if sizes else None, compile_s=time.perf_counter() - start,
+                   sharded=sharded, replicated=replicated, create_states=create, epoch_order=order)

@@ -1,4 +1,4 @@
 """Evaluation of finished runs: FID, the small CNN (features and Table 2), InceptionV3, sampling.
 
-Never imports training (replica, engine): it reads parameters from a run folder's checkpoints.
+Never imports training (replica, forecast, engine): it reads parameters from a run folder's checkpoints.
 """

@@ -4,7 +4,7 @@
 seed. ``train_chunk`` runs ``n`` steps of one epoch with ``lax.scan`` over the
 device-resident images, each replica reading them in its own order. Nothing
 here is jitted or vmapped: the transforms are applied where they are called
-(``jaxwvae.engine.sweep``), so a test can run one replica alone.
+(:mod:`jaxwvae.engine.program`), so a test can run one replica alone.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ import jax
 import numpy as np
 
 from jaxwvae.config import SweepConfig, paper_mnist
-from jaxwvae.core import exclusion, stats
+from jaxwvae.core import stats
 from jaxwvae.engine import sweep
+from jaxwvae.engine.results import classify
 from jaxwvae.reports import paper
 from jaxwvae.runs import rundir
 
@@ -33,7 +34,7 @@ def variant_config(dataset: str, variant: paper.Variant, common: dict) -> SweepC
 def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True) -> dict:
     """Results of the sweep in ``out``: read if finished, resumed if killed, trained if absent.
 
-    Every run is classified again by the current ``jaxwvae.core.exclusion`` criteria (a finished sweep
+    Every run is classified again by the current ``jaxwvae.engine.results`` criteria (a finished sweep
     keeps the reasons of the version that wrote it).
     """
     if (out / rundir.CONFIG).exists():
@@ -43,7 +44,7 @@ def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True
     else:
         results = sweep.run(config, out, progress=progress)
     for r in results["runs"]:
-        r["excluded"], r["reason"] = exclusion.classify(r)
+        r["excluded"], r["reason"] = classify(r)
     return results
 
 

@@ -7,7 +7,7 @@ on MNIST with the paper's model, batch 100 and 15 epochs; the phase map over
 the rule's step ``c`` and upper bound ``λ_max`` adds the points it needs to the
 same program. ELBO_KL and WAE-MMD, which are other objectives, run as two more
 sweeps on the same seeds. Each replica is scored as in the tables: test
-metrics, collapse (test KL < 1 nat, ``jaxwvae.core.exclusion.MIN_KL``) and FID on
+metrics, collapse (test KL < 1 nat, ``jaxwvae.engine.results.MIN_KL``) and FID on
 the CNN features (``jaxwvae.evaluation.replica_fid.replica_fids``).
 
 T is reported as the library's T = W2² − KL (the paper prints 2T), per image.
@@ -20,7 +20,8 @@ import pathlib
 import numpy as np
 
 from jaxwvae.config import grid, paper_mnist, readings
-from jaxwvae.core import exclusion, stats
+from jaxwvae.core import stats
+from jaxwvae.engine.results import MIN_KL
 from jaxwvae.evaluation import replica_fid
 from jaxwvae.reports import paper, plots
 from jaxwvae.reports.shared import run_variant
@@ -102,13 +103,13 @@ def reproduces_figures(run: dict, history_row: dict, steps_per_epoch: int) -> bo
     last = np.nanmean(history_row["t_gap"][-steps_per_epoch:])
     rec_last = np.nanmean(history_row["rec"][-steps_per_epoch:])
     rec_before = np.nanmean(history_row["rec"][-2 * steps_per_epoch:-steps_per_epoch])
-    return bool(run["kl"] >= exclusion.MIN_KL and abs(last) < 1.0 and rec_last < rec_before)
+    return bool(run["kl"] >= MIN_KL and abs(last) < 1.0 and rec_last < rec_before)
 
 
 def summarise(indices, runs, fids, history, steps_per_epoch) -> dict:
     """The study's numbers for a set of replicas (one reading or one phase cell)."""
     rs = [runs[i] for i in indices]
-    collapsed = sum(r["kl"] < exclusion.MIN_KL for r in rs)
+    collapsed = sum(r["kl"] < MIN_KL for r in rs)
     figures = [reproduces_figures(runs[i], {k: history[k][i] for k in ("t_gap", "rec")}, steps_per_epoch)
                for i in indices]
     return {
@@ -162,7 +163,7 @@ def run(out, common: dict, *, fid_samples: int = replica_fid.FID_SAMPLES, featur
         readings[name] = {"label": label, "point": reading_index[name],
                           "hyper": runs[idx[0]]["hyper"], **summarise(idx, runs, fids["w"], history, steps_per_epoch)}
     others = {name: {"label": tables_label(name), "fid": stats.summary(fids[name]),
-                     "collapsed": stats.proportion(sum(r["kl"] < exclusion.MIN_KL for r in results[name]["runs"]),
+                     "collapsed": stats.proportion(sum(r["kl"] < MIN_KL for r in results[name]["runs"]),
                                                    len(results[name]["runs"])),
                      "rec": stats.summary([r["rec"] for r in results[name]["runs"]])}
               for name in ("kl", "wae")}

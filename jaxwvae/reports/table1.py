@@ -150,7 +150,7 @@ def table1_markdown(report: dict) -> str:
         lines += tests_markdown(report["tests"], [("dataset", "dataset"), ("seeds", "seeds")])
     excluded = [(r["dataset"], r["label"], seed, why) for r in report["rows"] for seed, why in r["excluded"].items()]
     if excluded:
-        lines += ["", "Excluded runs (jaxwvae.core.exclusion):", ""]
+        lines += ["", "Excluded runs (jaxwvae.engine.results):", ""]
         lines += [f"- {d}, {label}, seed {seed}: {why}" for d, label, seed, why in excluded]
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,7 @@
 """The offline reference for the λ forecasters: statsmodels' forecast after every step of a saved history.
 
 :func:`reference_forecasts` replays a run's gap ``T`` through the same series
-code as the ``statsmodels`` forecaster (:mod:`jaxwvae.engine.statsmodels_series`)
+code as the ``statsmodels`` forecaster (:mod:`jaxwvae.forecast.series`)
 and :func:`forecast_agreement` compares another forecaster with it
 (``experiments/forecast_agreement.py``). Imports numpy and the worker pool
 only: no JAX.
@@ -15,14 +15,14 @@ from multiprocessing.connection import wait as _wait_ready
 
 import numpy as np
 
-from jaxwvae.engine.statsmodels_pool import Workers, worker_count
+from jaxwvae.forecast.pool import Workers, worker_count
 
 
 def reference_forecasts(t_history, order, *, refit_every: int = 1, workers: int | None = None,
                         progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """statsmodels' forecast after every step, ``(replicas, steps)`` float64, for a history of T.
 
-    Entry ``[r, t]`` is what :class:`jaxwvae.engine.statsmodels_rule.StatsmodelsRule`
+    Entry ``[r, t]`` is what :class:`jaxwvae.forecast.statsmodels_rule.StatsmodelsRule`
     (same order and ``refit_every``) forecasts after seeing ``T_1 … T_t`` of
     replica ``r`` (the same code; the float32 cast of its output equals it),
     warm-up and failure fallbacks included. Replicas are spread over

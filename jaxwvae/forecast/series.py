@@ -28,7 +28,7 @@ one-step forecast ``T̂_{t+1}``. Choices, each tested in
   forecast is NaN.
 
 Imports numpy (and statsmodels when it fits) only: it runs inside the worker
-processes of :mod:`jaxwvae.engine.statsmodels_pool`.
+processes of :mod:`jaxwvae.forecast.pool`.
 """
 
 from __future__ import annotations

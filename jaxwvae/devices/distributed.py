@@ -1,14 +1,15 @@
 """Running one sweep across several processes (hosts) with ``jax.distributed``, and the devices it runs on.
 
 Every process runs the same command; the replica axis is sharded over the
-devices of all processes, each process reads the data itself, and only
-process 0 writes the outputs, gathered from all.
+devices of all processes (:func:`replica_shardings`), each process reads the
+data itself, and only process 0 writes the outputs, gathered from all.
 """
 
 from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxwvae.errors import UserError
 
@@ -55,6 +56,12 @@ def barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+def replica_shardings() -> tuple[NamedSharding, NamedSharding]:
+    """``(sharded, replicated)``: a leading replica axis split over every device of the run; a whole copy on each."""
+    mesh = Mesh(np.array(jax.devices()), ("replica",))
+    return NamedSharding(mesh, PartitionSpec("replica")), NamedSharding(mesh, PartitionSpec())
 
 
 def put(array: np.ndarray, sharding) -> jax.Array:

@@ -1,16 +1,19 @@
-"""The worker processes that hold the statsmodels series (:mod:`jaxwvae.engine.statsmodels_series`).
+"""The worker processes that hold the statsmodels series (:mod:`jaxwvae.forecast.series`).
 
 Replicas are spread over worker processes started with the ``spawn`` method
 (the parent runs JAX, which must not be forked). Each worker owns a fixed
 block of replicas and keeps their fitted results between steps; per step the
 parent sends each worker its replicas' new values and reads back their
 forecasts. Workers import numpy and statsmodels only: this module and the
-series module import nothing else at the top, and the parent's ``__main__``
-script, which spawn would import into every child, is hidden while they start
-(so a script that imports JAX, or lacks a ``__main__`` guard, is fine). They
-are daemons, ignore SIGINT (the parent handles Ctrl-C and closes them) and
-exit when the parent's end of their pipe closes, so none outlives the parent.
-Each runs BLAS on one thread (the parallelism is the workers).
+series module import nothing else at the top. While a worker starts, and only
+then (:func:`_starting_worker`), the parent's ``__main__`` script, which spawn
+would import into every child, is hidden (so a script that imports JAX, or
+lacks a ``__main__`` guard, is fine) and the BLAS thread variables are 1, so
+the child runs BLAS on one thread (the parallelism is the workers); both are
+restored once it has started. Importing this module changes nothing in the
+process. Workers are daemons, ignore SIGINT (the parent handles Ctrl-C and
+closes them) and exit when the parent's end of their pipe closes, so none
+outlives the parent.
 
 Requests a worker answers (each reply starts with ``"ok"``, or is
 ``("error", traceback)``): ``("own", n)`` n fresh series; ``("step", values)``
@@ -33,17 +36,14 @@ import warnings
 import weakref
 from contextlib import contextmanager
 
+import numpy as np
+
+from jaxwvae.forecast.series import Series
+
 WORKER_NAME = "jaxwvae-statsmodels"
-if multiprocessing.current_process().name.startswith(WORKER_NAME):
-    # Imported by a spawned worker while it unpickles its target, before NumPy loads: parallelism is
-    # across workers, so BLAS stays on one thread (OpenBLAS's own threads, 2-4x dearer fits with
-    # one worker per core, are created when the library loads, from these variables).
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = "1"
-
-import numpy as np  # noqa: E402
-
-from jaxwvae.engine.statsmodels_series import Series  # noqa: E402
+# Read by OpenBLAS, OpenMP and MKL when the worker loads NumPy: one BLAS thread per worker (OpenBLAS's
+# own threads, 2-4x dearer fits with one worker per core, are created when the library loads).
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # --------------------------------------------------------------------------------------
 # Worker side.
@@ -128,12 +128,12 @@ def _shutdown(procs, conns) -> None:
         conn.close()
 
 
-_MAIN_LOCK = threading.Lock()
+_START_LOCK = threading.Lock()
 
 
 @contextmanager
-def _without_main_module():
-    """Hide the parent's ``__main__`` from ``spawn`` while a worker starts.
+def _starting_worker():
+    """What a worker inherits while ``Process.start`` runs: no ``__main__`` script, one BLAS thread.
 
     A spawned child normally re-imports the parent's main script (as
     ``__mp_main__``) before it runs its target. The workers need nothing from
@@ -141,14 +141,23 @@ def _without_main_module():
     into every worker when the script imports JAX at the top, or start workers
     recursively from a script without an ``if __name__ == "__main__"`` guard.
     So for the moment ``Process.start`` reads it, ``sys.modules["__main__"]``
-    is a bare module with neither ``__file__`` nor ``__spec__``.
+    is a bare module with neither ``__file__`` nor ``__spec__``; and the child
+    is started with :data:`ONE_THREAD` in its environment. Both are put back
+    as they were on the way out, however ``start`` ends.
     """
-    with _MAIN_LOCK:
+    with _START_LOCK:
         main = sys.modules.get("__main__")
+        saved = {name: os.environ.get(name) for name in ONE_THREAD}
         sys.modules["__main__"] = types.ModuleType("__main__")
+        os.environ.update(ONE_THREAD)
         try:
             yield
         finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             if main is None:
                 sys.modules.pop("__main__", None)
             else:
@@ -168,7 +177,7 @@ class Workers:
                 proc = context.Process(target=worker_main, args=(child_end, tuple(order), int(refit_every)),
                                        name=f"{WORKER_NAME}-{i}", daemon=True)
                 self.conns.append(parent_end)
-                with _without_main_module():
+                with _starting_worker():
                     proc.start()
                 self.procs.append(proc)
                 child_end.close()  # so a dead worker reads as EOF here

@@ -1,10 +1,12 @@
-"""λ moved on the host after every step (``forecaster='host'`` or ``'statsmodels'``), behind one interface.
+"""Where λ moves, decided once (:func:`host_lambda`), and the rules that move it on the host, behind one interface.
 
 With ``forecaster='device'`` the adaptive rule is fused into the compiled step
 (:func:`jaxwvae.engine.program.device_rule`) and there is no host rule. Otherwise
-the sweep runs one step per call, reads ``T_t`` and ``λ_t`` of every replica and
-asks a :class:`HostRule` for ``λ_{t+1}``: :class:`HostArima` (the device
-estimator, run by NumPy) or :class:`jaxwvae.engine.statsmodels_rule.StatsmodelsRule`.
+λ moves on the host: the run's plan takes one step per call
+(``Plan.host_lambda``), the training loop reads ``T_t`` and ``λ_t`` of every
+replica after each call and asks a :class:`HostRule` for ``λ_{t+1}``:
+:class:`HostArima` (the device estimator, run by NumPy) or
+:class:`jaxwvae.forecast.statsmodels_rule.StatsmodelsRule`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,22 @@ import numpy as np
 
 from jaxwvae.config import SweepConfig, grid
 from jaxwvae.core import lambda_rule
-from jaxwvae.engine.plan import adaptive
-from jaxwvae.engine.statsmodels_rule import StatsmodelsRule
+from jaxwvae.forecast.statsmodels_rule import StatsmodelsRule
+
+
+def adaptive(config: SweepConfig) -> bool:
+    """Whether any grid point moves λ with the adaptive rule."""
+    return any(c.lambda_rule == "arima" for c in grid.resolved_points(config))
+
+
+def host_lambda(config: SweepConfig) -> bool:
+    """Whether λ moves on the host: some grid point is adaptive and the forecaster is not ``device``.
+
+    The one place this is decided: :func:`jaxwvae.engine.plan.make_plan` keeps it
+    as ``Plan.host_lambda``, which the plan's step count, the compiled step's
+    rule, the sweep's :func:`host_rule` and the training loop read.
+    """
+    return config.forecaster != "device" and adaptive(config)
 
 
 @runtime_checkable
@@ -69,10 +85,11 @@ class HostArima:
         pass
 
 
-def host_rule(config: SweepConfig, replicas: int) -> HostRule | None:
-    """The host-side λ rule of the config, or None when λ moves on the device."""
-    if not adaptive(config) or config.forecaster == "device":
-        return None
+def host_rule(config: SweepConfig, replicas: int) -> HostRule:
+    """The host-side λ rule of a config whose λ moves on the host (:func:`host_lambda`)."""
+    if not host_lambda(config):
+        raise ValueError(f"λ moves on the device or not at all (forecaster {config.forecaster!r}, "
+                         f"no adaptive point, or both): there is no host rule")
     if config.forecaster == "host":
         return HostArima(config, replicas)
     return StatsmodelsRule(config, replicas)

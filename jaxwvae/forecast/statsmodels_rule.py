@@ -5,11 +5,11 @@ After every training step each replica's whole history of the gap
 forecast ``T̂_{t+1}`` moves λ by the paper's rule
 (:func:`jaxwvae.core.lambda_rule.next_lambda`). It is the slow, trusted estimator
 the fused running-sum forecaster (``forecaster='device'``) is checked against
-(:mod:`jaxwvae.engine.forecast_reference`, ``experiments/forecast_agreement.py``).
+(:mod:`jaxwvae.forecast.reference`, ``experiments/forecast_agreement.py``).
 
 The series and their choices (warm-up, refits, failures) are in
-:mod:`jaxwvae.engine.statsmodels_series`, the worker processes that hold them in
-:mod:`jaxwvae.engine.statsmodels_pool`. Here, each tested in
+:mod:`jaxwvae.forecast.series`, the worker processes that hold them in
+:mod:`jaxwvae.forecast.pool`. Here, each tested in
 ``tests/test_statsmodels_rule.py``:
 
 * **Non-finite T** (a diverged replica) is left out of that replica's series:
@@ -26,12 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxwvae.engine.forecast_reference import forecast_agreement, reference_forecasts
-from jaxwvae.engine.statsmodels_pool import Workers, worker_count
-from jaxwvae.engine.statsmodels_series import warmup_values
-
-# The rule, and the helpers also importable from here (``from jaxwvae import statsmodels_rule``).
-__all__ = ["StatsmodelsRule", "forecast_agreement", "reference_forecasts", "warmup_values", "worker_count"]
+from jaxwvae.forecast.pool import Workers, worker_count
 
 
 class StatsmodelsRule:
@@ -111,7 +106,7 @@ class StatsmodelsRule:
     def load_state_dict(self, state: dict, t_history) -> None:
         """Continue after ``state`` given every T seen so far, ``t_history`` ``(replicas, steps)``.
 
-        Each worker replays its replicas' series (see :meth:`jaxwvae.engine.statsmodels_series.Series.replay`): the
+        Each worker replays its replicas' series (see :meth:`jaxwvae.forecast.series.Series.replay`): the
         forecasts that follow are bitwise those of an uninterrupted run.
         """
         steps = int(np.asarray(state["steps"]))
