@@ -46,6 +46,11 @@ def count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def names(text: str) -> tuple[str, ...]:
+    """``"lam,lambda_c"`` as ``("lam", "lambda_c")``."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
 def number(text: str) -> float:
     try:
         return float(text)
@@ -68,8 +73,8 @@ def _value_parser(hint) -> Callable | None:
     """The argparse ``type`` of a field's annotation (``X | None`` as ``X``): None for text, ``bool`` for a switch."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) is tuple:  # integers (1,1,0 or 512,256); other tuples are read by their flag
-        return ints if typing.get_args(hint)[0] is int else None
+    if typing.get_origin(hint) is tuple:  # integers (1,1,0 or 512,256) or names (lam,lambda_c)
+        return {int: ints, str: names}.get(typing.get_args(hint)[0])
     return {int: count, float: number, str: None, bool: bool}[hint]
 
 

@@ -277,13 +277,17 @@ def test_flags_parse_into_their_fields():
             "--lambda-min", "0.1", "--lambda-max", "20", "--lambda-t-scale", "2", "--lambda-sign-zero", "-1",
             "--refit-every", "5", "--epochs", "2", "--batch-size", "10", "--train-size", "100", "--test-size", "50",
             "--latent-dim", "4", "--hidden", "8,4", "--sigma-max", "1", "--learning-rate", "0.01", "--data-dir", "d",
-            "--steps-per-call", "7", "--replica-loop", "map", "--checkpoint-every", "0", "--grid", "lambda_c=1,2"]
+            "--steps-per-call", "7", "--replica-loop", "map", "--checkpoint-every", "0", "--grid", "lambda_c=1,2",
+            "--pi-quantity", "w2", "--pi-target", "20", "--pi-kp", "0.1", "--pi-ki", "0.01", "--geco-kappa", "90",
+            "--geco-alpha", "0.9", "--geco-step", "0.01", "--validation-size", "500", "--pbt-every", "100",
+            "--pbt-fitness", "rec", "--pbt-fraction", "0.5", "--pbt-resample", "0.1", "--pbt-fields", "lam,lambda_c"]
     given = cli.given_fields(cli.sweep_parser().parse_args(argv))
     assert set(given) == {f.name for f in dataclasses.fields(SweepConfig)}  # every field has a flag that sets it
     assert given["seeds"] == (3, 7) and given["arima_order"] == (2, 1, 0) and given["hidden"] == (8, 4)
     assert given["lambda_max"] == 20.0 and given["lambda_sign_zero"] == -1.0 and given["sigma_max"] == 1.0
     assert given["refit_every"] == 5 and given["data_dir"] == "d" and given["grid"] == ((("lambda_c", 1.0),),
                                                                                         (("lambda_c", 2.0),))
+    assert given["pbt_fields"] == ("lam", "lambda_c") and given["pbt_every"] == 100 and given["pi_target"] == 20.0
     assert cli.given_fields(cli.sweep_parser().parse_args([])) == {}  # flags not given keep the preset's value
 
 

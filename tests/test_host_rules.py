@@ -59,7 +59,7 @@ def test_no_host_rule_when_lambda_moves_on_the_device_or_not_at_all(changes):
 
 
 @pytest.mark.parametrize("changes, on_host, fused", [
-    (dict(forecaster="device"), False, "ArimaState"),  # the adaptive rule fused into the step
+    (dict(forecaster="device"), False, ("ArimaState",)),  # the adaptive rule fused into the step
     (dict(forecaster="host"), True, "NoState"),  # λ from the host: the step keeps λ (the fixed rule)
     (dict(forecaster="statsmodels"), True, "NoState"),
     (dict(forecaster="host", lambda_rule="fixed"), False, "NoState"),  # λ moves nowhere
@@ -70,7 +70,10 @@ def test_the_plan_holds_where_lambda_moves_and_the_step_follows_it(changes, on_h
     plan = make_plan(config, 2000, 1)
     assert plan.host_lambda == host_lambda(config) == on_host
     assert (plan.chunk, plan.remainder) == ((1, 0) if on_host else (10, 0))  # one step per call on the host
-    assert type(device_rule(config, plan).init()).__name__ == fused
+    state = device_rule(config, plan).init()  # the rules the step runs: a tuple of their states, or NoState
+    names = tuple(type(s).__name__ for s in state) if isinstance(state, tuple) and not hasattr(state, "_fields") \
+        else type(state).__name__
+    assert names == fused
 
 
 @pytest.mark.parametrize("forecaster, host, message", [
