@@ -1,4 +1,4 @@
-"""jaxwvae.core.stats against independent references: mpmath's t quantile, statsmodels' Welch test, brute force."""
+"""jaxwvae.reports.stats against independent references: mpmath's t quantile, statsmodels' Welch test, brute force."""
 
 import ast
 import itertools
@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as st
 from statsmodels.stats.weightstats import ttest_ind
 
-from jaxwvae.core import stats
+from jaxwvae.reports import stats
 
 STATSMODELS_ALTERNATIVE = {"less": "smaller", "greater": "larger", "two-sided": "two-sided"}
 
@@ -63,6 +63,17 @@ def test_welch_matches_statsmodels(alternative, na, nb, sa, sb):
     np.testing.assert_allclose([got["statistic"], got["df"], got["p"]], [t, df, p], rtol=1e-10)
 
 
+def test_welch_with_one_constant_sample_is_defined_and_raises_no_warning():
+    # Table 2's accuracies over 2 classifier seeds can be equal. With var_a = 0, t = (mean_a - mean_b) /
+    # sqrt(var_b / n_b) and the Welch–Satterthwaite df reduce to n_b - 1; scipy warns of precision loss
+    # for a constant sample, which pytest's warnings-as-errors would turn into a failure here.
+    a, b = [97.0, 97.0], [95.0, 96.5, 96.0]
+    got = stats.welch(a, b, alternative="greater")
+    t = (97.0 - np.mean(b)) / math.sqrt(np.var(b, ddof=1) / 3)
+    # 1e-10: the same float64 formula, round-off only
+    np.testing.assert_allclose([got["statistic"], got["df"], got["p"]], [t, 2.0, st.t.sf(t, 2)], rtol=1e-10)
+
+
 def brute_force_mann_whitney(a, b, alternative):
     """U of ``a`` by counting pairs (ties ½) and its p-value over every split of the pooled values."""
     def u_of(xs, ys):
@@ -85,6 +96,8 @@ def brute_force_mann_whitney(a, b, alternative):
     ([7.0, 1.0, 3.5, 2.5, 9.0], [4.0, 8.0, 6.0, 5.5, 10.0, 0.2], "exact"),
     ([1.0, 1.0, 2.0], [1.0, 2.0, 2.0, 3.0], "permutation"),
     ([90.1, 90.1, 91.3], [91.3, 92.0, 92.0], "permutation"),
+    ([2.0], [1.0, 2.0, 2.0, 3.0], "permutation"),  # a lone value: scipy's permutation test needs two
+    ([1.0, 2.0, 2.0, 3.0, 4.0], [2.0], "permutation"),
 ])
 def test_mann_whitney_matches_a_brute_force_permutation_test(a, b, method, alternative):
     u, p = brute_force_mann_whitney(a, b, alternative)
@@ -184,4 +197,4 @@ def test_stats_imports_only_numpy_and_scipy():
     tree = ast.parse((pathlib.Path(stats.__file__)).read_text())
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert names <= {"__future__", "itertools", "math", "numpy", "scipy"}, names
+    assert names <= {"__future__", "math", "numpy", "scipy", "warnings"}, names

@@ -5,9 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from jaxwvae.core import stats
 from jaxwvae.engine.results import MIN_KL
-from jaxwvae.reports import study
+from jaxwvae.reports import stats, study
 
 TINY = dict(seeds=(0, 1), epochs=2, train_size=1000, test_size=500, hidden=(32, 16), latent_dim=4,
             steps_per_call=5, checkpoint_every=0)

@@ -8,8 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxwvae.core import stats
-from jaxwvae.reports import paper, table1, table2, table3
+from jaxwvae.reports import paper, stats, table1, table2, table3
 from jaxwvae.reports.shared import mean_sd
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -16,10 +16,9 @@ import jax
 import numpy as np
 
 from jaxwvae.config import SweepConfig, paper_mnist
-from jaxwvae.core import stats
 from jaxwvae.engine import sweep
 from jaxwvae.engine.results import classify
-from jaxwvae.reports import paper
+from jaxwvae.reports import paper, stats
 from jaxwvae.runs import rundir
 
 # Fields that change where or how often a run is saved, not what it computes.
@@ -51,7 +50,7 @@ def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True
 def mean_sd(values) -> tuple[float, float, int]:
     """Mean, sample standard deviation (0 for one value) and count of the finite values; NaN for none.
 
-    ``None``, NaN and ±inf are left out. :func:`jaxwvae.core.stats.summary` gives the interval as well.
+    ``None``, NaN and ±inf are left out. :func:`jaxwvae.reports.stats.summary` gives the interval as well.
     """
     values = stats.finite(values).tolist()
     if not values:

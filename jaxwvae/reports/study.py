@@ -20,10 +20,9 @@ import pathlib
 import numpy as np
 
 from jaxwvae.config import grid, paper_mnist, readings
-from jaxwvae.core import stats
 from jaxwvae.engine.results import MIN_KL
 from jaxwvae.evaluation import replica_fid
-from jaxwvae.reports import paper, plots
+from jaxwvae.reports import paper, plots, stats
 from jaxwvae.reports.shared import run_variant
 from jaxwvae.reports.table3 import table3_markdown, table3_row, table3_tests
 from jaxwvae.runs import rundir

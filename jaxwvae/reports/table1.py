@@ -7,8 +7,8 @@ numbers are not on the paper's scale, so the table compares rankings and
 ratios. With ``inception_weights`` (pytorch-fid's ``pt_inception-2015-12-05``
 file) the Inception scale is used instead.
 
-Every cell carries :func:`jaxwvae.core.stats.summary` (n, mean, sd, 95 % Student-t
-interval) and every ranking the paper claims gets :func:`jaxwvae.core.stats.compare`
+Every cell carries :func:`jaxwvae.reports.stats.summary` (n, mean, sd, 95 % Student-t
+interval) and every ranking the paper claims gets :func:`jaxwvae.reports.stats.compare`
 (one-sided Welch's t and Mann–Whitney U) under ``"tests"`` in the JSON and below
 the markdown table.
 """
@@ -18,10 +18,9 @@ from __future__ import annotations
 import pathlib
 
 from jaxwvae import data
-from jaxwvae.core import stats
 from jaxwvae.evaluation import generate
 from jaxwvae.evaluation.replica_fid import FID_SAMPLES, feature_function, replica_fids, test_feature_stats
-from jaxwvae.reports import paper, plots
+from jaxwvae.reports import paper, plots, stats
 from jaxwvae.reports.shared import TESTS_NOTE, mean_sd, one_replica, run_variant, tests_markdown, variant_config
 from jaxwvae.runs import rundir
 
@@ -107,7 +106,7 @@ def table1_tests(rows: list[dict]) -> list[dict]:
     """One-sided tests of each claimed FID ranking "A < B" per dataset, over all seeds and over the kept ones.
 
     Each entry: ``dataset``, ``seeds`` (``"all"`` or ``"kept"``), ``lower`` and ``higher`` (variant names),
-    ``claim`` (labels), and :func:`jaxwvae.core.stats.compare` of A's per-seed FIDs against B's with
+    ``claim`` (labels), and :func:`jaxwvae.reports.stats.compare` of A's per-seed FIDs against B's with
     ``alternative="less"``: Welch's t and Mann–Whitney U, p small when A's FIDs are lower.
     """
     out = []

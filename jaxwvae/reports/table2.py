@@ -3,7 +3,7 @@
 ``experiments/table2.py`` calls :func:`table2`. The reconstructions come from the
 best-FID seed of each objective's sweep (the sweeps of Table 1); the CNNs of a
 cell are trained for several classifier seeds at once, and each claim
-"augmented > original" is tested one-sided (:func:`jaxwvae.core.stats.compare`).
+"augmented > original" is tested one-sided (:func:`jaxwvae.reports.stats.compare`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import jax
 import numpy as np
 
 from jaxwvae import data
-from jaxwvae.core import stats
 from jaxwvae.data import augment as augmentation
 from jaxwvae.errors import UserError
 from jaxwvae.evaluation import classifier, generate
 from jaxwvae.evaluation.replica_fid import FID_SAMPLES, feature_function, replica_fids, test_feature_stats
-from jaxwvae.reports import paper
+from jaxwvae.reports import paper, stats
 from jaxwvae.reports.shared import TESTS_NOTE, mean_sd, one_replica, run_variant, tests_markdown, variant_config
 from jaxwvae.runs import rundir
 
@@ -112,7 +111,7 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
 def table2_tests(cells: dict) -> list[dict]:
     """The paper's claim per row, "augmented > original" in accuracy, one-sided for each augmented condition.
 
-    Each entry: ``condition``, ``claim`` and :func:`jaxwvae.core.stats.compare` of the condition's per-seed
+    Each entry: ``condition``, ``claim`` and :func:`jaxwvae.reports.stats.compare` of the condition's per-seed
     accuracies against the original set's with ``alternative="greater"``. The samples are the classifier
     seeds of one cell (3 by default), on one VAE seed's reconstructions: the tests see only the classifiers'
     seed-to-seed spread, and with n = 3 against 3 Mann–Whitney's one-sided p cannot go below 1/20.

@@ -2,7 +2,7 @@
 
 ``experiments/table3.py`` calls :func:`table3`; it reads (or runs) the same
 sweeps as Table 1. Each claim "ELBO_W's loss < ELBO_KL's" is tested one-sided
-per iteration (:func:`jaxwvae.core.stats.compare`).
+per iteration (:func:`jaxwvae.reports.stats.compare`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import pathlib
 
 import numpy as np
 
-from jaxwvae.core import stats
-from jaxwvae.reports import paper
+from jaxwvae.reports import paper, stats
 from jaxwvae.reports.shared import TESTS_NOTE, run_variant, tests_markdown, variant_config
 from jaxwvae.runs import rundir
 
@@ -21,7 +20,7 @@ def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", progress:
     """Mean training loss over seeds at the paper's iterations, ELBO_KL and ELBO_W; ``table3.md``/``.json``.
 
     Per row and iteration: ``per_image`` / ``per_batch`` (the means), ``per_image_summary`` /
-    ``per_batch_summary`` (:func:`jaxwvae.core.stats.summary`) and ``per_image_per_seed`` (``None`` where a
+    ``per_batch_summary`` (:func:`jaxwvae.reports.stats.summary`) and ``per_image_per_seed`` (``None`` where a
     seed's loss is not finite). ``tests``: :func:`table3_tests`.
     """
     out = pathlib.Path(out)
@@ -59,7 +58,7 @@ def table3_tests(rows: list[dict]) -> list[dict]:
     """Per iteration, the paper's claim "ELBO_W's loss < ELBO_KL's", one-sided, for each ELBO_W row.
 
     Each entry: ``step``, ``lower`` (``w`` or ``w_fixed``), ``higher`` (``kl``), ``claim`` and
-    :func:`jaxwvae.core.stats.compare` of the per-seed losses per image with ``alternative="less"``
+    :func:`jaxwvae.reports.stats.compare` of the per-seed losses per image with ``alternative="less"``
     (a sum over the batch is the same test: the scale does not change t, U or p).
     """
     by = {r["variant"]: r for r in rows}

@@ -16,9 +16,6 @@ checkpoint, for evaluation. Only this module knows the checkpoint's layout.
 
 from __future__ import annotations
 
-import functools
-import gc
-import logging
 import pathlib
 import shutil
 import sys
@@ -30,6 +27,7 @@ from flax import serialization
 
 from jaxwvae.errors import UserError
 from jaxwvae.runs import rundir
+from jaxwvae.runs.quiet_read import read_quietly
 from jaxwvae.runs.rundir import UNREADABLE
 
 KEEP = 2  # checkpoints kept on disk
@@ -38,52 +36,6 @@ FILES = "jaxwvae-files.json"  # in a step's folder: the size of every file orbax
 
 class Unreadable(Exception):
     """One checkpoint could not be read; the message is one line saying why."""
-
-
-def _one_line(error: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _orbax_read_noise(message: str) -> bool:
-    return message.startswith("Task exception was never retrieved") and "orbax" in message
-
-
-class _DropOrbaxReadNoise(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _orbax_read_noise(record.getMessage())
-
-
-def _closed_loop(error) -> bool:
-    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
-
-
-def _drop_closed_loop_unraisable(unraisable, previous) -> None:
-    if not _closed_loop(unraisable.exc_value):
-        previous(unraisable)
-
-
-def _drop_closed_loop_exception(kind, value, traceback, previous) -> None:
-    if not _closed_loop(value):  # printed from tensorstore's threads through sys.excepthook
-        previous(kind, value, traceback)
-
-
-def _quiet_failed_reads() -> None:
-    """Keep orbax's asyncio noise about a failed read off the terminal (once a read has failed).
-
-    Orbax reads each array in its own asyncio task; when one read fails, the
-    other tasks' errors are reported as "Task exception was never retrieved"
-    tracebacks (the asyncio logger, or "Event loop is closed" once orbax's loop
-    is gone) whenever those tasks are garbage-collected or tensorstore's threads
-    call back, which may be much later. Only those reports are dropped; the one-line reason
-    is reported by :meth:`Checkpoints.restore_latest`.
-    """
-    log = logging.getLogger("asyncio")
-    if not any(isinstance(f, _DropOrbaxReadNoise) for f in log.filters):
-        log.addFilter(_DropOrbaxReadNoise())
-        sys.unraisablehook = functools.partial(_drop_closed_loop_unraisable, previous=sys.unraisablehook)
-        sys.excepthook = functools.partial(_drop_closed_loop_exception, previous=sys.excepthook)
-    gc.collect()  # the finished tasks of the failed read, now
 
 
 def _file_sizes(folder: pathlib.Path) -> dict[str, int]:
@@ -152,14 +104,17 @@ class Checkpoints:
             "train_s": np.zeros((), np.float64),
         }
         _check_files(self.directory / str(step))
-        try:
+
+        def read():
             tree = self.manager.restore(step, args=ocp.args.StandardRestore(target))
-            states = serialization.from_state_dict(states_template, tree["states"])
-            history = {k: np.array(v) for k, v in tree["history"].items()}
-            host = {k: np.array(v) for k, v in tree["host"].items()}
-            train_s = float(tree["train_s"])
-        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types for one bad file
-            raise Unreadable(_one_line(e)) from e
+            return (serialization.from_state_dict(states_template, tree["states"]),
+                    {k: np.array(v) for k, v in tree["history"].items()},
+                    {k: np.array(v) for k, v in tree["host"].items()}, float(tree["train_s"]))
+
+        restored, failure = read_quietly(read)
+        if failure is not None:
+            raise Unreadable(failure)
+        states, history, host, train_s = restored
         if set(history) != set(history_template) or set(host) != set(host_template):
             raise Unreadable("its arrays are not those of this run's config")
         return states, history, host, train_s
@@ -183,7 +138,6 @@ class Checkpoints:
                 break
             except Unreadable as e:
                 failed.append((step, str(e)))
-            _quiet_failed_reads()
         if restored is not None:
             for bad, why in failed:
                 moved = f"; moved to {self._move_aside(bad)}" if move_aside else ""
@@ -251,13 +205,15 @@ def restore_params(out, like):
         step = manager.latest_step()
         if step is None:
             raise missing
-        try:
+
+        def read():
             _check_files(directory / str(step))
             args = ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
-            params = manager.restore(step, args=args)["states"]["params"]
-        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types for one bad file
-            _quiet_failed_reads()
-            raise UserError(f"{out}/{rundir.CHECKPOINTS}: checkpoint {step} is unreadable ({_one_line(e)})") from e
+            return manager.restore(step, args=args)["states"]["params"]
+
+        params, failure = read_quietly(read)
+        if failure is not None:
+            raise UserError(f"{out}/{rundir.CHECKPOINTS}: checkpoint {step} is unreadable ({failure})")
     if any(leaf is item_leaf for leaf, item_leaf in zip(jax.tree_util.tree_leaves(params),
                                                          jax.tree_util.tree_leaves(item["states"]["params"]))):
         raise UserError(f"{out}/{rundir.CHECKPOINTS}: checkpoint {step} holds parameters of another model")
