@@ -8,10 +8,19 @@ from jaxwvae.config import SweepConfig, grid
 
 
 class History:
-    """Per-step metrics of every replica (padding included), filled chunk by chunk on the host."""
+    """Per-step metrics of every replica (padding included), filled chunk by chunk on the host.
 
-    def __init__(self, names, replicas: int, steps: int):
+    With population-based training it also keeps one column per round (``round_names``,
+    :func:`jaxwvae.engine.population.round_names`); all of them are saved in every checkpoint.
+    """
+
+    def __init__(self, names, replicas: int, steps: int, round_names=(), rounds: int = 0):
         self.arrays = {name: np.full((replicas, steps), np.nan, np.float32) for name in names}
+        self.arrays.update({name: np.full((replicas, rounds), np.nan, np.float32) for name in round_names})
+
+    def record_round(self, k: int, record: dict) -> None:
+        for name, values in record.items():
+            self.arrays[name][:, k] = values
 
     def record(self, step: int, metrics: dict) -> None:
         for name, values in metrics.items():

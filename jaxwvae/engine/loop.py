@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxwvae.devices.distributed import to_host
 from jaxwvae.engine.history import History
+from jaxwvae.engine.population import Population
 from jaxwvae.engine.program import Program
 from jaxwvae.errors import Interrupted
 from jaxwvae.forecast.host import HostRule
@@ -32,6 +33,7 @@ class Training:
     step: int  # the first step to run: 0, or the restored checkpoint's
     start: float  # time.perf_counter() at step 0 (a resumed run subtracts its earlier training time)
     bar: Progress
+    population: Population | None = None  # population-based training's rounds (plan.pbt_steps), or none
 
 
 def _check_host(training: Training) -> None:
@@ -50,6 +52,8 @@ def train_loop(training: Training):
 
     Returns the final states. With ``plan.host_lambda`` each call is one step,
     after which the host rule reads ``T_t`` and ``λ_t`` and sets ``λ_{t+1}``.
+    With a population, a PBT round runs after each step of ``plan.pbt_steps``,
+    before that step's checkpoint, so a resumed run never repeats or skips one.
     After a SIGINT/SIGTERM (:func:`jaxwvae.runs.interrupt.requested`) the call
     in flight ends, a checkpoint is saved and ``Interrupted`` is raised. With λ
     on the device the next call is dispatched before the last one's metrics
@@ -79,6 +83,10 @@ def train_loop(training: Training):
                     history.record(pending[0], to_host(pending[1]))
                 pending = (step, metrics)
             step += steps
+            if training.population is not None and step in plan.pbt_steps:  # before this step's checkpoint
+                k = plan.pbt_steps.index(step)
+                states, record = training.population.round(states, k)
+                history.record_round(k, record)
             stop = interrupt.agreed(interrupt.requested()) if step < plan.total_steps else None
             if stop or step == plan.total_steps or (every and step // every > last_saved // every):
                 if pending is not None:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 
-def _number(v) -> float | None:
+def number(v) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
 
@@ -29,8 +29,8 @@ def events(steps, donor, before: dict, after: dict, population) -> list[dict]:
         for r in np.flatnonzero(donor[:, k] >= 0):
             out.append({"step": int(step), "population": int(population[r]), "recipient": int(r),
                         "donor": int(donor[r, k]),
-                        "before": {f: _number(v[r, k]) for f, v in before.items()},
-                        "after": {f: _number(v[r, k]) for f, v in after.items()}})
+                        "before": {f: number(v[r, k]) for f, v in before.items()},
+                        "after": {f: number(v[r, k]) for f, v in after.items()}})
     return out
 
 
@@ -73,8 +73,8 @@ def winners(final_fitness, member_matrix, donor, after: dict, steps) -> list[dic
         fitness = np.where(np.isfinite(final_fitness[row]), final_fitness[row], np.inf)
         best = int(row[np.argmin(fitness)])  # ties: the first member
         line = lineage(donor, best)
-        schedule = {f: [_number(v[line[k + 1], k]) for k in range(len(steps))] for f, v in after.items()}
-        out.append({"population": p, "replica": best, "final_fitness": _number(final_fitness[best]),
+        schedule = {f: [number(v[line[k + 1], k]) for k in range(len(steps))] for f, v in after.items()}
+        out.append({"population": p, "replica": best, "final_fitness": number(final_fitness[best]),
                     "lineage": [{"from_step": 0 if k == 0 else int(steps[k - 1]), "replica": int(r)}
                                 for k, r in enumerate(line)],
                     "schedule": {"steps": [int(s) for s in steps], **schedule}})

@@ -29,9 +29,12 @@ penalise σ at all; an earlier criterion, T < −m, excluded exactly those runs.
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from jaxwvae.config import grid
 from jaxwvae.devices.distributed import describe_devices, to_host
+from jaxwvae.engine import pbt_records
+from jaxwvae.engine.population import population_of
 from jaxwvae.engine.program import Program
 
 MIN_KL = 1.0
@@ -89,3 +92,23 @@ def collect(program: Program, states, train_u8, test_u8, timing: dict) -> dict:
         "memory": {"compiled_bytes_per_device": program.bytes_per_device,
                    "peak_bytes_in_use": (jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use")},
     }
+
+
+def pbt_block(population, states, columns: dict, plan) -> dict:
+    """results.json's ``pbt`` block: the settings, every copy as an event, and each population's winner.
+
+    ``columns`` are history.npz's arrays of the real replicas. The winner of a population is the
+    member with the best validation fitness of the final states, with its lineage and the values of
+    the evolving fields it inherited after each round (:mod:`jaxwvae.engine.pbt_records`).
+    """
+    fields = population.fields
+    replicas = plan.replicas
+    donor = np.nan_to_num(columns["pbt_donor"], nan=-1).astype(np.int64)
+    before = {f: columns[f"pbt_before_{f}"] for f in fields}
+    after = {f: columns[f"pbt_{f}"] for f in fields}
+    which = population_of(population.config, replicas)
+    final = population.fitness(states)[:replicas]
+    return {"settings": population.settings(), "steps": list(plan.pbt_steps),
+            "events": pbt_records.events(plan.pbt_steps, donor, before, after, which),
+            "final_fitness": [pbt_records.number(v) for v in final],
+            "winners": pbt_records.winners(final, population.members, donor, after, plan.pbt_steps)}

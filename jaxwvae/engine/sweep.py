@@ -18,6 +18,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 
 from jaxwvae.config import SweepConfig
 from jaxwvae.devices import distributed, memory
@@ -25,6 +26,7 @@ from jaxwvae.engine import results
 from jaxwvae.engine.history import History, replica_columns
 from jaxwvae.engine.loop import Training, train_loop
 from jaxwvae.engine.plan import load_split, make_plan
+from jaxwvae.engine.population import FitnessFn, Population, round_names
 from jaxwvae.engine.program import Program
 from jaxwvae.errors import UserError
 from jaxwvae.forecast.host import host_rule
@@ -34,7 +36,7 @@ from jaxwvae.runs.progress import Progress
 
 
 def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: bool = False,
-        progress: bool = True, command: list[str] | None = None) -> dict:
+        progress: bool = True, command: list[str] | None = None, fitness_fn: FitnessFn | None = None) -> dict:
     """Train every seed of ``config`` as one program and write the run into ``out``.
 
     With ``resume``, continue the run saved in ``out`` from its latest
@@ -46,14 +48,19 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     under :func:`jaxwvae.runs.interrupt.handled` a SIGINT/SIGTERM stops the run at
     the next chunk with a checkpoint and raises ``errors.Interrupted``.
 
+    With ``pbt_every``, the run is population-based training
+    (:mod:`jaxwvae.engine.population`); ``pbt_fitness='fid'`` needs ``fitness_fn``
+    (:func:`jaxwvae.evaluation.fid_fitness.validation_fid`; the command line builds it).
+
     Returns the dict written to ``results.json``.
     """
     with contextlib.ExitStack() as held:  # the lock on out, released however the run ends
-        return _run(config, out, held, resume=resume, overwrite=overwrite, progress=progress, command=command)
+        return _run(config, out, held, resume=resume, overwrite=overwrite, progress=progress, command=command,
+                    fitness_fn=fitness_fn)
 
 
 def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume: bool, overwrite: bool,
-         progress: bool, command: list[str] | None) -> dict:
+         progress: bool, command: list[str] | None, fitness_fn: FitnessFn | None) -> dict:
     if distributed.is_primary():
         runlock.check_free(out)  # a live run holds out: name it before any other complaint
     if resume:
@@ -64,6 +71,7 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
         return rundir.read_results(pathlib.Path(out) / rundir.RESULTS)  # the run had finished
     train_u8 = load_split(config, "train")  # bad data fails here, before anything is written
     test_u8 = load_split(config, "test")
+    validation_u8 = load_split(config, "validation") if config.validation_size else None
     out = pathlib.Path(out)
     if distributed.is_primary():
         held.enter_context(runlock.RunLock(out, command))  # before anything in out is written or deleted
@@ -77,7 +85,9 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
     memory.check_fits(program.bytes_per_device, replicas=plan.padded, shared=train_u8.nbytes)
     images = program.put_images(train_u8)
     states = program.init_states()
-    history = History(program.metric_names, plan.padded, plan.total_steps)
+    population = Population.build(config, program, validation_u8, fitness_fn) if plan.pbt_every else None
+    history = History(program.metric_names, plan.padded, plan.total_steps,
+                      round_names(population.fields) if population else (), len(plan.pbt_steps))
     host = host_rule(config, plan.padded) if plan.host_lambda else None
     checkpoints = Checkpoints(out / rundir.CHECKPOINTS)
     step, train_s = 0, 0.0
@@ -92,7 +102,8 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
     start = time.perf_counter() - train_s
     try:
         states = train_loop(Training(program=program, states=states, images=images, history=history, host=host,
-                                     checkpoints=checkpoints, step=step, start=start, bar=bar))
+                                     checkpoints=checkpoints, step=step, start=start, bar=bar,
+                                     population=population))
     finally:
         bar.close()
         if host is not None:
@@ -100,9 +111,13 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
         checkpoints.close()
     train_s = time.perf_counter() - start
     outcome = results.collect(program, states, train_u8, test_u8, {"compile_s": program.compile_s, "train_s": train_s})
+    columns = {k: v[: plan.replicas] for k, v in history.arrays.items()}
+    if population is not None:
+        outcome["pbt"] = results.pbt_block(population, states, columns, plan)
+        columns["pbt_donor"] = columns["pbt_donor"].astype(np.int64)
+        columns["pbt_step"] = np.asarray(plan.pbt_steps, np.int64)
     if distributed.is_primary():
-        rundir.write_npz(out / rundir.HISTORY, **replica_columns(config, program.table, plan.replicas),
-                         **{k: v[: plan.replicas] for k, v in history.arrays.items()})
+        rundir.write_npz(out / rundir.HISTORY, **replica_columns(config, program.table, plan.replicas), **columns)
         rundir.write_json(out / rundir.RESULTS, outcome)
     distributed.barrier("jaxwvae-results-written")
     return outcome
