@@ -144,9 +144,14 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
                            help=field_help(name) + "; fields: " + ", ".join(grid.FIELDS))
         elif name not in COMMON_FIELDS:
             add_field_flag(g, name)
+    g = parser.add_argument_group("the run folder")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     g.add_argument("--overwrite", action="store_true", help="replace the run saved in --out")
     g.add_argument("--plots", action="store_true", help="write PNG plots of T, λ and the loss into --out")
+    g = parser.add_argument_group("PBT's fid fitness (--pbt-fitness fid): its feature CNN")
+    g.add_argument("--feature-train-size", type=count, default=None,
+                   help="train the FID feature CNN on the first N training images (default: all)")
+    g.add_argument("--feature-epochs", type=count, default=None, help="epochs of the FID feature CNN (default 3)")
 
 
 def add_fid_flags(group) -> None:
@@ -242,6 +247,16 @@ def sweep_parser() -> ArgumentParser:
     return parser
 
 
+def pbt_fid_fitness(config, args: argparse.Namespace):
+    """The ``fid`` fitness of a PBT run (:mod:`jaxwvae.evaluation.fid_fitness`), or None for another fitness."""
+    if not (config.pbt_every and config.pbt_fitness == "fid"):
+        return None
+    from jaxwvae.engine.plan import load_split
+    from jaxwvae.evaluation import fid_fitness
+
+    return fid_fitness.for_run(config.resolved(), load_split(config.resolved(), "validation"), feature_recipe(args))
+
+
 def sweep_main(argv: Sequence[str]) -> int:
     """``experiments/sweep.py``: one sweep of seeds as one program."""
     args = sweep_parser().parse_args(argv)
@@ -264,7 +279,8 @@ def sweep_main(argv: Sequence[str]) -> int:
         config = config_from_args(args)
     out = args.out or default_out(config)
     results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
-                        progress=not args.no_progress, command=["sweep.py", *argv])
+                        progress=not args.no_progress, command=["sweep.py", *argv],
+                        fitness_fn=pbt_fid_fitness(config, args))
     if args.plots and distributed.is_primary():
         from jaxwvae.reports import plots
 

@@ -67,7 +67,7 @@ class Population:
     members: np.ndarray  # [populations, members] replica indices (core.pbt.seed_populations)
     fields: tuple[str, ...]  # the evolving fields, in the order their draws are keyed
     external: FitnessFn | None  # the fid fitness, from the evaluation layer
-    _round: Callable = dataclasses.field(repr=False)
+    compiled_round: Callable = dataclasses.field(repr=False)  # jit: (states, fitness, k) -> (states, record)
 
     @classmethod
     def build(cls, config: SweepConfig, program: Program, validation_u8, fitness_fn: FitnessFn | None = None):
@@ -100,7 +100,7 @@ class Population:
     def round(self, states, round_index: int):
         """``(states, record)`` after round ``round_index``; ``record`` maps :func:`round_names` to host arrays."""
         fitness = distributed.put(self.fitness(states), self.program.sharded)
-        states, record = self._round(states, fitness, jnp.int32(round_index))
+        states, record = self.compiled_round(states, fitness, jnp.int32(round_index))
         return states, distributed.to_host(record)
 
     def settings(self) -> dict:

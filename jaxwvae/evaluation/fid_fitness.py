@@ -48,3 +48,12 @@ def validation_fid(model: VAE, validation_u8, feature_fn: Callable, *, samples: 
         return np.asarray(out, np.float64)
 
     return fitness
+
+
+def for_run(config, validation_u8, feature_recipe: dict | None = None):
+    """:func:`validation_fid` of a run's config: its VAE, its dataset's CNN features (Table 1's)."""
+    from jaxwvae.evaluation import replica_fid
+
+    _, feature_fn = replica_fid.feature_function(config.dataset, config.data_dir, feature_recipe=feature_recipe)
+    model = VAE(config.hidden, config.latent_dim, int(np.prod(np.shape(validation_u8)[1:])))
+    return validation_fid(model, validation_u8, feature_fn)

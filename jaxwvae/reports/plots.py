@@ -107,7 +107,44 @@ def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
     fig_all.tight_layout()
     written.append(_save(fig_all, out / "training.png"))
     plt.close(fig_all)
+    if "pbt_fitness" in history:
+        written.append(write_pbt_plot(out, history, rundir.read_json(out / rundir.RESULTS)["pbt"]))
     return written
+
+
+def write_pbt_plot(out: pathlib.Path, history: dict, pbt: dict) -> pathlib.Path:
+    """``pbt.png``: each population's winning schedule (λ per step, then each evolving field per round)
+    beside every member's validation fitness per round (lower is better; copies marked)."""
+    from jaxwvae.engine import pbt_records
+
+    plt = _pyplot()
+    steps = np.asarray(pbt["steps"])
+    fields = pbt["settings"]["fields"]
+    fig, axes = plt.subplots(1, 2 + len(fields), figsize=(5 * (2 + len(fields)), 4))
+    for winner in pbt["winners"]:
+        line = [seg["replica"] for seg in winner["lineage"]]
+        label = f"population {winner['population']}"
+        axes[0].plot(np.arange(1, history["lam"].shape[1] + 1),
+                     pbt_records.inherited(line, history["lam"], steps), lw=1, label=label)
+        for ax, f in zip(axes[1:], fields):
+            ax.step(steps, winner["schedule"][f], where="post", lw=1)
+    axes[0].set(title="λ of each population's winner (inherited)", xlabel="step", yscale="log")
+    for ax, f in zip(axes[1:], fields):
+        ax.set(title=f"{f} of each winner, after each round", xlabel="step")
+    fit, donor = history["pbt_fitness"], history["pbt_donor"]
+    ax = axes[-1]
+    for r in range(fit.shape[0]):
+        ax.plot(steps, fit[r], color="0.6", lw=0.6)
+    copied = donor >= 0
+    ax.scatter(np.broadcast_to(steps, fit.shape)[copied], fit[copied], s=8, color="C3", label="replaced")
+    ax.set(title=f"validation fitness ({pbt['settings']['fitness']}) per round", xlabel="step")
+    ax.legend(fontsize=7)
+    if len(pbt["winners"]) <= 10:
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = _save(fig, out / "pbt.png")
+    plt.close(fig)
+    return path
 
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
