@@ -102,6 +102,19 @@ def test_killed_pbt_run_resumes_to_the_same_events(data_dir, tmp_path):
     assert {e["step"] for e in events} <= {5, 10, 15, 20, 25}
 
 
+@pytest.mark.slow  # trains a small feature CNN and a sweep
+def test_the_fid_fitness_runs_through_the_command_line(data_dir, tmp_path):
+    out = tmp_path / "fid"
+    run_to_end([sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", "1", "--grid", "lam=0.5,2",
+                "--pbt-every", "5", "--validation-size", "500", "--pbt-fitness", "fid", "--feature-train-size", "2000",
+                "--feature-epochs", "1", "--train-size", "1000", "--test-size", "500", "--epochs", "1", "--hidden",
+                "32,16", "--latent-dim", "4", "--steps-per-call", "5", "--lambda-rule", "fixed", "--data-dir",
+                str(data_dir), "--out", str(out), "--no-progress"])
+    pbt = json.loads((out / "results.json").read_text())["pbt"]
+    assert pbt["settings"]["fitness"] == "fid" and len(pbt["events"]) == 1
+    assert all(v is not None and v > 0 for v in pbt["final_fitness"])  # a finite FID per member
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--pbt-every", "10", "--validation-size", "100"], "a population of one"),
     (["--grid", "lam=1,2", "--pbt-every", "10"], "--validation-size"),

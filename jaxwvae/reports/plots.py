@@ -128,7 +128,7 @@ def write_pbt_plot(out: pathlib.Path, history: dict, pbt: dict) -> pathlib.Path:
                      pbt_records.inherited(line, history["lam"], steps), lw=1, label=label)
         for ax, f in zip(axes[1:], fields):
             ax.step(steps, winner["schedule"][f], where="post", lw=1)
-    axes[0].set(title="λ of each population's winner (inherited)", xlabel="step", yscale="log")
+    axes[0].set(title="λ of each population's winner (inherited)", xlabel="step")
     for ax, f in zip(axes[1:], fields):
         ax.set(title=f"{f} of each winner, after each round", xlabel="step")
     fit, donor = history["pbt_fitness"], history["pbt_donor"]
