@@ -123,8 +123,6 @@ def test_fields_take_the_names_of_their_registries():
     assert choices == {"dataset": data.DATASETS, "objective": names.OBJECTIVES, "lambda_rule": names.LAMBDA_RULES,
                        "forecaster": names.FORECASTERS, "replica_loop": names.REPLICA_LOOPS,
                        "pbt_fitness": names.PBT_FITNESS, "pi_quantity": controllers.QUANTITIES}
-    assert (config_lib.FORECASTERS, config_lib.LAMBDA_RULES, config_lib.REPLICA_LOOPS) == (
-        names.FORECASTERS, names.LAMBDA_RULES, names.REPLICA_LOOPS)
     for name, valid in choices.items():
         for value in valid:
             changes = {name: value} | ({"objective": "w", "pi_target": 25.0, "geco_kappa": 90.0}

@@ -112,3 +112,28 @@ def test_the_package_keeps_no_aliases():
     assert not hasattr(jaxwvae, "__getattr__"), "jaxwvae/__init__.py must not alias modules"
     with pytest.raises(AttributeError):
         jaxwvae.sweep  # noqa: B018
+
+
+def reexported(path: pathlib.Path) -> list[str]:
+    """Names a folder's ``__init__.py`` imports from another layer (a re-export across layers)."""
+    layer = layer_of(path)
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jaxwvae."):
+            if node.module.split(".")[1] != layer:
+                out += [f"{node.module}.{a.name}" for a in node.names]
+    return out
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*/__init__.py")), ids=lambda p: p.parent.name)
+def test_no_folder_re_exports_another_layers_names(path):
+    assert reexported(path) == [], f"{path.relative_to(PACKAGE)} re-exports names of another layer"
+
+
+def test_the_re_export_check_can_fail(tmp_path):
+    probe = PACKAGE / "config" / "_reexport_probe.py"
+    probe.write_text("from jaxwvae.core.names import OBJECTIVES\n")
+    try:
+        assert reexported(probe) == ["jaxwvae.core.names.OBJECTIVES"]
+    finally:
+        probe.unlink()
