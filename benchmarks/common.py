@@ -12,6 +12,7 @@ import time
 
 import jax
 
+from jaxwvae.data import pixels
 from jaxwvae.runs import rundir
 
 
@@ -86,7 +87,7 @@ def seed_loop_block(program, images_u8, steps: int):
                for k in range(program.plan.replicas)]
     orders = [train.epoch_order(s, 0, n_train) for s in singles]
     step = jax.jit(train.train_step, donate_argnums=0)
-    batch = jax.jit(lambda images, order, i: train.to_float(images[lax.dynamic_slice_in_dim(order, i * size, size)]))
+    batch = jax.jit(lambda images, order, i: pixels.to_float(images[lax.dynamic_slice_in_dim(order, i * size, size)]))
     images = jax.device_put(images_u8, device)
 
     def block():

@@ -23,6 +23,7 @@ from jax import lax
 from jaxwvae import config as config_lib
 from jaxwvae import losses
 from jaxwvae.core.models import VAE
+from jaxwvae.data import pixels
 from jaxwvae.engine.plan import load_split, make_plan
 from jaxwvae.engine.program import Program
 from jaxwvae.replica import train
@@ -66,7 +67,7 @@ def measure(*, seeds: int, steps: int, repeats: int, data_dir=None, train_size=N
     def library_step(states, images, orders, i):
         def one(state, order):
             idx = lax.dynamic_slice_in_dim(order, i * config.batch_size, config.batch_size)
-            return train.train_step(state, train.to_float(images[idx]))
+            return train.train_step(state, pixels.to_float(images[idx]))
 
         return jax.vmap(one)(states, orders)
 

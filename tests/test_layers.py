@@ -26,7 +26,7 @@ BELOW = {
     "data": {"losses", "errors"},
     "devices": {"errors"},
     "config": {"losses", "errors", "core", "data"},
-    "replica": {"losses", "errors", "core", "config"},
+    "replica": {"losses", "errors", "core", "data", "config"},
     "runs": {"losses", "errors", "core", "config"},
     "forecast": {"losses", "errors", "core", "config"},
     "engine": {"losses", "errors", "core", "data", "devices", "config", "replica", "runs", "forecast"},

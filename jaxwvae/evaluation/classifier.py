@@ -28,6 +28,7 @@ from jax import lax
 
 from jaxwvae import data as data_lib
 from jaxwvae.core.keys import DATA_STREAM, INIT_STREAM, stream
+from jaxwvae.data.pixels import to_float
 from jaxwvae.errors import DataError
 from jaxwvae.evaluation.cnn import CNN, TABLE2_HIDDEN, Conv3x3, lead_shape
 from jaxwvae.runs.rundir import atomic_write_bytes
@@ -83,7 +84,7 @@ def _check_batch(images) -> np.ndarray:
 def _to_float(images):
     """``uint8`` pixels to float32 in [0, 1]; floating images are taken as already in [0, 1]."""
     if images.dtype == jnp.uint8:
-        return images.astype(jnp.float32) / 255.0
+        return to_float(images)
     if not jnp.issubdtype(images.dtype, jnp.floating):
         raise TypeError(f"images must be uint8 in [0, 255] or floats in [0, 1], got dtype {images.dtype}")
     return images.astype(jnp.float32)

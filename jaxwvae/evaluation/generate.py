@@ -18,6 +18,7 @@ import numpy as np
 from jaxwvae.config import SweepConfig, grid
 from jaxwvae.core import keys as keys_lib
 from jaxwvae.core.models import VAE
+from jaxwvae.data.pixels import to_float
 from jaxwvae.errors import UserError
 from jaxwvae.runs import rundir
 from jaxwvae.runs.checkpoint import restore_params
@@ -77,7 +78,7 @@ def reconstruct(model: VAE, params, images_u8, *, chunk: int = 2000) -> np.ndarr
     Returns float32 ``[replicas, n, 784]`` in [0, 1]. The code is the posterior mean, so the
     reconstruction is deterministic.
     """
-    x = np.asarray(images_u8).reshape(len(images_u8), -1).astype(np.float32) / 255.0
+    x = to_float(np.asarray(images_u8).reshape(len(images_u8), -1), xp=np)
     return np.concatenate([np.asarray(_reconstruct(model, params, x[i:i + chunk])) for i in range(0, len(x), chunk)],
                           axis=1)
 

@@ -16,15 +16,11 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxwvae.core.keys import DATA_STREAM, EVAL_STREAM, STEP_STREAM, stream
+from jaxwvae.data.pixels import to_float
 from jaxwvae.replica.state import ReplicaState
 
 # Every step records these per replica (the objective's own metrics come in addition).
 STEP_METRICS = ("loss", "rec", "w2", "kl", "t_gap", "lam", "t_forecast")
-
-
-def to_float(images_u8):
-    """uint8 pixels ``[..., 784]`` to float32 grey levels in [0, 1]."""
-    return images_u8.astype(jnp.float32) / 255.0
 
 
 def _all_finite(tree) -> jax.Array:
