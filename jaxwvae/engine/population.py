@@ -41,6 +41,7 @@ def round_names(fields) -> list[str]:
 
 
 def _round(states, fitness, round_index, *, seeds, members, fields: tuple, specs: dict, fraction: float):
+    """One round over the stacked states: select within each population, copy whole states, perturb the fields."""
     healthy = states.diverged_step < 0
     fitness = jnp.where(healthy & jnp.isfinite(fitness), fitness, jnp.nan)
     select_keys, explore_keys = pbt.round_keys(jax.vmap(jax.random.PRNGKey)(seeds), round_index)
