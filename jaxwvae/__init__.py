@@ -14,7 +14,8 @@ The package is in layers, each folder importing only the folders below it
     engine/      the sweep: all replicas in one compiled program and the loop that drives it
     evaluation/  FID, the CNN classifier, InceptionV3, sampling from a finished run
     reports/     the paper's tables, the λ study and the plots
-    cli.py       the command line shared by experiments/*.py
+    cli.py       the command line's shared flags and the table commands' skeleton
+    commands/    the ``jaxwvae`` command (``python -m jaxwvae``): one module per subcommand
 
 Every module has one home and is imported from it (``from jaxwvae.engine import sweep``);
 importing the package imports none of them, so ``import jaxwvae.losses`` stays light.

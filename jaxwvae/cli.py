@@ -1,4 +1,4 @@
-"""Command-line flags -> ``SweepConfig`` -> library; the scripts in ``experiments/`` call these.
+"""Command-line flags -> ``SweepConfig`` -> library; the commands of :mod:`jaxwvae.commands` call these.
 
 The config's flags are made from :class:`~jaxwvae.config.SweepConfig`'s fields
 (``--field-name`` sets ``field_name``; its help, type and choices come from the field);
@@ -33,10 +33,24 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def ints(text: str) -> tuple[int, ...]:
+    """``"3,7,11"`` or with ranges ``"0-9,20-29"`` (both ends included) as a tuple of integers."""
+    out = []
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip() != "")
+        for part in (v.strip() for v in text.split(",")):
+            if not part:
+                continue
+            first, sep, last = part.partition("-")
+            if sep and first:  # a range a-b (a leading "-" is a negative number)
+                lo, hi = int(first), int(last)
+                if hi < lo:
+                    raise argparse.ArgumentTypeError(f"{part!r}: a range runs from low to high, e.g. 10-29")
+                out += range(lo, hi + 1)
+            else:
+                out.append(int(part))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers or ranges "
+                                         "(e.g. 0-9,20)") from None
+    return tuple(out)
 
 
 def count(text: str) -> int:
@@ -122,7 +136,7 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         if name == "seeds":  # a count N of seeds 0..N-1, or the seeds themselves by --seed-list
             add_field_flag(g, name, type=count, help=field_help(name, str(len(_FIELDS[name].default))))
             g.add_argument("--seed-list", type=ints, default=argparse.SUPPRESS,
-                           help="train these seeds, e.g. 3,7,11")
+                           help="train these seeds, e.g. 3,7,11 or 10-29")
         else:
             add_field_flag(g, name)
     g.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default runs/<dataset>_<objective>_<time>)")
@@ -233,63 +247,28 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str] | None = 
         return 130
 
 
-def sweep_parser() -> ArgumentParser:
-    """The command line of ``experiments/sweep.py``: every config field's flag, and the run's."""
-    parser = ArgumentParser(
-        prog="sweep.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train every seed of a sweep as one compiled program; writes config.json, results.json, "
-                    "history.npz and checkpoints/ into --out (see README.md).",
-        epilog="examples:\n  python experiments/sweep.py --seeds 30                  # the paper's MNIST sweep\n"
-               "  python experiments/sweep.py --seeds 30 --objective kl   # ELBO_KL\n"
-               "  python experiments/sweep.py --resume --out runs/mnist_w # continue a killed run")
+def add_pool_flag(parser: argparse.ArgumentParser) -> None:
+    """``--pool DIR`` (repeatable): folders laid out like ``--out`` whose sweeps are pooled with its cells."""
+    parser.add_argument_group("seeds in batches").add_argument(
+        "--pool", type=pathlib.Path, action="append", default=[], metavar="DIR",
+        help="pool each cell with the same cell under DIR (a run of the same command with other --seed-list); "
+             "repeatable; n is the pooled count")
+
+
+def report_main(argv: Sequence[str], *, prog: str | None, description: str, stem: str,
+                run: Callable[[argparse.Namespace, dict, pathlib.Path], str],
+                add_flags: Sequence[Callable[[argparse.ArgumentParser], None]] = ()) -> int:
+    """The skeleton of every table and study command: the common flags, ``--pool`` and ``add_flags``; the
+    given config fields; ``--out`` (default ``runs/<stem>_<time>``); then ``run(args, common, out)``, whose
+    markdown is printed with where it was written."""
+    parser = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_flags(parser)
-    add_sweep_flags(parser)
-    return parser
-
-
-def pbt_fid_fitness(config, args: argparse.Namespace):
-    """The ``fid`` fitness of a PBT run (:mod:`jaxwvae.evaluation.fid_fitness`), or None for another fitness."""
-    if not (config.pbt_every and config.pbt_fitness == "fid"):
-        return None
-    from jaxwvae.engine.plan import load_split
-    from jaxwvae.evaluation import fid_fitness
-
-    return fid_fitness.for_run(config.resolved(), load_split(config.resolved(), "validation"), feature_recipe(args))
-
-
-def sweep_main(argv: Sequence[str]) -> int:
-    """``experiments/sweep.py``: one sweep of seeds as one program."""
-    args = sweep_parser().parse_args(argv)
-    from jaxwvae.devices import distributed
-    from jaxwvae.engine import sweep
-    from jaxwvae.runs import runlock
-
-    distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
-
-    if args.resume:
-        if args.out is None:
-            raise UserError("--resume needs --out DIR, the folder of the run to continue")
-        if args.overwrite:
-            raise UserError("pass --resume or --overwrite, not both")
-        if distributed.is_primary():
-            runlock.check_free(args.out)  # a live run holds it: name the holder first
-        saved = sweep.config_for_resume(args.out, None)
-        config = dataclasses.replace(saved, **given_fields(args))
-    else:
-        config = config_from_args(args)
-    out = args.out or default_out(config)
-    results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
-                        progress=not args.no_progress, command=["sweep.py", *argv],
-                        fitness_fn=pbt_fid_fitness(config, args))
-    if args.plots and distributed.is_primary():
-        from jaxwvae.reports import plots
-
-        plots.write_run_plots(out)
-    t = results["timing"]
-    print(f"{t['replicas']} replicas x {t['steps']} steps: compile {t['compile_s']:.1f} s, "
-          f"train {t['train_s']:.1f} s on {results['device']}; results in {out}")
-    collapsed = sum(1 for r in results["runs"] if (r.get("reason") or "").startswith("underfit"))
-    if collapsed:
-        print(f"note: {collapsed} of {len(results['runs'])} replicas ended in posterior collapse (test KL < 1 nat): "
-              f"--preset paper_adaptive_slow (c = 0.0005) does not; see README.md, 'The λ study'")
+    add_pool_flag(parser)
+    for add in add_flags:
+        add(parser)
+    args = parser.parse_args(argv)
+    common = given_fields(args)
+    out = args.out or default_out(config_from_args(args), stem)
+    print(run(args, common, pathlib.Path(out)))
+    print(f"written into {out}")
     return 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import cli
+from jaxwvae.commands import sweep as sweep_command
 from jaxwvae.config import SweepConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -20,7 +21,7 @@ SMALL = ["--train-size", "2000", "--test-size", "500", "--epochs", "1", "--hidde
 
 
 def sweep_main(argv):
-    return cli.run_main(cli.sweep_main, argv)
+    return cli.run_main(sweep_command.main, argv)
 
 
 @pytest.mark.slow  # trains a sweep
@@ -261,7 +262,7 @@ def test_bad_input_widened_is_one_line_status_2_nothing_written(kind, data_dir, 
 
 # ---------------------------------------------------------------------- flags from the config's fields
 def test_every_config_field_has_exactly_one_flag():
-    actions = cli.sweep_parser()._actions
+    actions = sweep_command.parser()._actions
     for f in dataclasses.fields(SweepConfig):  # no field is left out
         flag = "--" + f.name.replace("_", "-")
         setting = [a for a in actions if a.dest == f.name]
@@ -281,18 +282,18 @@ def test_flags_parse_into_their_fields():
             "--pi-quantity", "w2", "--pi-target", "20", "--pi-kp", "0.1", "--pi-ki", "0.01", "--geco-kappa", "90",
             "--geco-alpha", "0.9", "--geco-step", "0.01", "--validation-size", "500", "--pbt-every", "100",
             "--pbt-fitness", "rec", "--pbt-fraction", "0.5", "--pbt-resample", "0.1", "--pbt-fields", "lam,lambda_c"]
-    given = cli.given_fields(cli.sweep_parser().parse_args(argv))
+    given = cli.given_fields(sweep_command.parser().parse_args(argv))
     assert set(given) == {f.name for f in dataclasses.fields(SweepConfig)}  # every field has a flag that sets it
     assert given["seeds"] == (3, 7) and given["arima_order"] == (2, 1, 0) and given["hidden"] == (8, 4)
     assert given["lambda_max"] == 20.0 and given["lambda_sign_zero"] == -1.0 and given["sigma_max"] == 1.0
     assert given["refit_every"] == 5 and given["data_dir"] == "d" and given["grid"] == ((("lambda_c", 1.0),),
                                                                                         (("lambda_c", 2.0),))
     assert given["pbt_fields"] == ("lam", "lambda_c") and given["pbt_every"] == 100 and given["pi_target"] == 20.0
-    assert cli.given_fields(cli.sweep_parser().parse_args([])) == {}  # flags not given keep the preset's value
+    assert cli.given_fields(sweep_command.parser().parse_args([])) == {}  # flags not given keep the preset's value
 
 
 def test_help_shows_the_registries_and_the_defaults():
-    text = cli.sweep_parser().format_help()
+    text = sweep_command.parser().format_help()
     assert "--objective {w,kl,wae}" in text and "--dataset {mnist,fashion_mnist}" in text
     assert "--forecaster {device,host,statsmodels}" in text and "--replica-loop {auto,vmap,map}" in text
     assert "(default 512,256)" in text and "(default 30)" in text and "(default 0.05)" in text
@@ -323,6 +324,6 @@ def test_table2_classifier_test_size_is_its_own_flag():
 
 def test_command_line_imports_no_jax():
     """The registries' names come from jaxwvae.core.names, so building the parser stays light."""
-    code = "import sys, jaxwvae.cli; jaxwvae.cli.sweep_parser(); sys.exit('jax' in sys.modules)"
+    code = "import sys, jaxwvae.commands.sweep as s; s.parser(); sys.exit('jax' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import cli
+from jaxwvae.commands import sweep as sweep_command
 from jaxwvae.engine.results import classify
 from jaxwvae.reports import plots
 
@@ -46,7 +47,7 @@ def test_sweep_writes_readable_plots(data_dir, tmp_path):
     out = tmp_path / "run"
     argv = ["--seeds", "3", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",
             "--test-size", "500", "--epochs", "2", "--hidden", "32", "--latent-dim", "4", "--no-progress", "--plots"]
-    assert cli.run_main(cli.sweep_main, argv) == 0
+    assert cli.run_main(sweep_command.main, argv) == 0
     for name in ("T_gap.png", "lambda.png", "reconstruction.png", "training.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
@@ -58,7 +59,7 @@ def test_grid_plots_draw_one_median_per_point(data_dir, tmp_path, monkeypatch):
     argv = ["--seeds", "2", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",
             "--test-size", "500", "--epochs", "1", "--hidden", "32", "--latent-dim", "4", "--no-progress",
             "--grid", "lambda_c=0.05,0.005", "--grid", "lam=1,2"]
-    assert cli.run_main(cli.sweep_main, argv) == 0
+    assert cli.run_main(sweep_command.main, argv) == 0
     labels = []
     original = plots.plot_replicas
 

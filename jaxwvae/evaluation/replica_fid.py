@@ -40,8 +40,35 @@ def feature_function(dataset: str, data_dir, inception_weights=None, feature_rec
         return "inception", lambda images: inception.inception_features(variables, images[..., None] / 255.0)
     recipe = feature_recipe or {}
     params = classifier.feature_params(dataset, data_dir, **recipe)
-    name = "-".join([f"cnn-{classifier.FEATURE_RECIPE_VERSION}", *(f"{k}{v}" for k, v in sorted(recipe.items()))])
-    return name, lambda images: classifier.features(params, images)
+    return feature_name(None, recipe), lambda images: classifier.features(params, images)
+
+
+def feature_name(inception_weights=None, feature_recipe: dict | None = None) -> str:
+    """The name FIDs on these features are stored under: ``inception``, or the CNN's recipe version and changes."""
+    if inception_weights is not None:
+        return "inception"
+    recipe = feature_recipe or {}
+    return "-".join([f"cnn-{classifier.FEATURE_RECIPE_VERSION}", *(f"{k}{v}" for k, v in sorted(recipe.items()))])
+
+
+class FidScorer:
+    """A table's FID settings for one dataset: the features' name at once; the network and test statistics
+    (which train or load the feature CNN) only when a run's FIDs are first computed."""
+
+    def __init__(self, dataset: str, data_dir, inception_weights=None, feature_recipe: dict | None = None,
+                 n: int = FID_SAMPLES):
+        self.dataset, self.data_dir, self.n = dataset, data_dir, n
+        self.inception_weights, self.feature_recipe = inception_weights, feature_recipe
+        self.name = feature_name(inception_weights, feature_recipe)
+        self._ready = None
+
+    def __call__(self, run_dir: pathlib.Path) -> list[float]:
+        """FID of every replica of the finished run in ``run_dir`` (:func:`replica_fids`)."""
+        if self._ready is None:
+            _, fn = feature_function(self.dataset, self.data_dir, self.inception_weights, self.feature_recipe)
+            self._ready = fn, test_feature_stats(self.dataset, self.data_dir, fn, self.n)
+        fn, test_stats = self._ready
+        return replica_fids(run_dir, fn, self.name, test_stats, self.n)
 
 
 def replica_fids(out: pathlib.Path, feature_fn, feature_name: str, test_stats, n: int = FID_SAMPLES) -> list[float]:

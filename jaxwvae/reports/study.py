@@ -22,8 +22,7 @@ import numpy as np
 from jaxwvae.config import grid, paper_mnist, readings
 from jaxwvae.engine.results import MIN_KL
 from jaxwvae.evaluation import replica_fid
-from jaxwvae.reports import paper, plots, stats
-from jaxwvae.reports.shared import run_variant
+from jaxwvae.reports import cells, paper, plots, stats
 from jaxwvae.reports.table3 import table3_markdown, table3_row, table3_tests
 from jaxwvae.runs import rundir
 
@@ -83,34 +82,25 @@ def w_config(common: dict, names=None):
     return paper_mnist(objective="w", grid=tuple(points), **fields).resolved()
 
 
-def _history(out: pathlib.Path) -> dict:
-    with np.load(out / rundir.HISTORY) as h:
-        return {k: h[k] for k in h.files}
-
-
-def _tail_mean(series: np.ndarray, steps: int) -> np.ndarray:
-    return np.nanmean(series[:, -steps:], axis=1)
-
-
-def reproduces_figures(run: dict, history_row: dict, steps_per_epoch: int) -> bool:
+def reproduces_figures(run: dict, last_epoch: dict) -> bool:
     """Figures 3–4's claim for one replica: T → 0 while the reconstruction keeps falling, without collapse.
 
     Read as: no collapse (test KL >= 1 nat), |T| over the last epoch below 1 nat
     (a twentieth of the ~20 nats T reaches at λ = 1), and the last epoch's mean
-    training reconstruction below that of the epoch before it.
+    training reconstruction below that of the epoch before it (``last_epoch``: the
+    cell's epoch means, :func:`jaxwvae.reports.cells.summarise`).
     """
-    last = np.nanmean(history_row["t_gap"][-steps_per_epoch:])
-    rec_last = np.nanmean(history_row["rec"][-steps_per_epoch:])
-    rec_before = np.nanmean(history_row["rec"][-2 * steps_per_epoch:-steps_per_epoch])
-    return bool(run["kl"] >= MIN_KL and abs(last) < 1.0 and rec_last < rec_before)
+    t, rec, before = last_epoch["t_gap"], last_epoch["rec"], last_epoch["rec_before"]
+    if t is None or rec is None or before is None:
+        return False
+    return bool(run["kl"] >= MIN_KL and abs(t) < 1.0 and rec < before)
 
 
-def summarise(indices, runs, fids, history, steps_per_epoch) -> dict:
+def summarise(indices, runs, fids, last_epochs) -> dict:
     """The study's numbers for a set of replicas (one reading or one phase cell)."""
     rs = [runs[i] for i in indices]
     collapsed = sum(r["kl"] < MIN_KL for r in rs)
-    figures = [reproduces_figures(runs[i], {k: history[k][i] for k in ("t_gap", "rec")}, steps_per_epoch)
-               for i in indices]
+    figures = [reproduces_figures(runs[i], last_epochs[i]) for i in indices]
     return {
         "n": len(rs),
         "collapsed": stats.proportion(collapsed, len(rs)),
@@ -125,32 +115,31 @@ def summarise(indices, runs, fids, history, steps_per_epoch) -> dict:
 
 
 def run(out, common: dict, *, fid_samples: int = replica_fid.FID_SAMPLES, feature_recipe: dict | None = None,
-        progress: bool = True, names=None) -> dict:
+        progress: bool = True, names=None, pool=()) -> dict:
     """Run (or read, or resume) the study's three sweeps under ``out``; write ``study.json``, ``study.md``, PNGs.
 
     ``names``: run only these readings (see :func:`study_points`); their grid is its own program.
+    ``pool``: further folders whose sweeps are pooled with ``out``'s (:func:`jaxwvae.reports.cells.cell`);
+    the pictures need every pooled folder's ``history.npz``.
     """
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = common.get("data_dir")
     names = check_names(names)
-    points, reading_index, phase_index = study_points(names)
+    _, reading_index, phase_index = study_points(names)
     config = w_config(common, names)
     sweeps = {"w": (config, out / "mnist_w_grid")}
     base = {k: v for k, v in common.items() if k not in ("dataset", "objective", "grid", "lam", "lambda_rule")}
     for objective in ("kl", "wae"):
         sweeps[objective] = (paper_mnist(objective=objective, **base).resolved(), out / f"mnist_{objective}")
-    results = {name: run_variant(c, d, progress=progress) for name, (c, d) in sweeps.items()}
-
-    feature_name, feature_fn = replica_fid.feature_function("mnist", data_dir, None, feature_recipe)
-    test_stats = replica_fid.test_feature_stats("mnist", data_dir, feature_fn, fid_samples)
-    fids = {name: replica_fid.replica_fids(d, feature_fn, feature_name, test_stats, fid_samples)
-            for name, (_, d) in sweeps.items()}
-    history = _history(sweeps["w"][1])
-    runs = results["w"]["runs"]
-    n_train = config.train_size or 60_000
-    steps_per_epoch = n_train // config.batch_size
-    n_seeds = len(config.seeds)
+    found = {name: cells.cell(c, d, [pathlib.Path(p) / d.name for p in pool], progress=progress)
+             for name, (c, d) in sweeps.items()}
+    scorer = replica_fid.FidScorer("mnist", data_dir, None, feature_recipe, fid_samples)
+    fids = {name: c.fids(scorer) for name, c in found.items()}
+    runs = list(found["w"].runs)
+    last_epochs = found["w"].facts("last_epoch")
+    n_seeds = len(found["w"].seeds)
+    config = found["w"].config
 
     def members(point: int) -> list[int]:
         return list(range(point * n_seeds, (point + 1) * n_seeds))
@@ -160,44 +149,48 @@ def run(out, common: dict, *, fid_samples: int = replica_fid.FID_SAMPLES, featur
         label = READINGS[name][0]
         idx = members(reading_index[name])
         readings[name] = {"label": label, "point": reading_index[name],
-                          "hyper": runs[idx[0]]["hyper"], **summarise(idx, runs, fids["w"], history, steps_per_epoch)}
+                          "hyper": runs[idx[0]]["hyper"], **summarise(idx, runs, fids["w"], last_epochs)}
     others = {name: {"label": tables_label(name), "fid": stats.summary(fids[name]),
-                     "collapsed": stats.proportion(sum(r["kl"] < MIN_KL for r in results[name]["runs"]),
-                                                   len(results[name]["runs"])),
-                     "rec": stats.summary([r["rec"] for r in results[name]["runs"]])}
+                     "collapsed": stats.proportion(sum(r["kl"] < MIN_KL for r in found[name].runs),
+                                                   len(found[name].runs)),
+                     "rec": stats.summary([r["rec"] for r in found[name].runs])}
               for name in ("kl", "wae")}
     phase = [{"c": c, "lambda_max": m, "point": i,
-              **{k: v for k, v in summarise(members(i), runs, fids["w"], history, steps_per_epoch).items()
+              **{k: v for k, v in summarise(members(i), runs, fids["w"], last_epochs).items()
                  if k in ("n", "collapsed", "fid")}}
              for (c, m), i in phase_index.items()]
     best = best_reading(readings)
     ordering = table1_ordering(readings, fids, reading_index, members)
-    table3 = (table3_report(history, members, reading_index, sweeps["kl"][1], config.batch_size)
-              if {"section3", "fixed1"} <= set(reading_index) else None)
+    table3 = (table3_report(found, members, reading_index) if {"section3", "fixed1"} <= set(reading_index) else None)
     report = {
         "dataset": "mnist", "seeds": list(config.seeds), "epochs": config.epochs, "batch_size": config.batch_size,
-        "features": feature_name, "fid_samples": fid_samples, "t_convention": "T = W2² − KL per image (paper: 2T)",
-        "device": results["w"]["device"], "train_s": {k: r["timing"]["train_s"] for k, r in results.items()},
+        "features": scorer.name, "fid_samples": fid_samples, "t_convention": "T = W2² − KL per image (paper: 2T)",
+        "device": found["w"].device, "train_s": {k: c.train_s for k, c in found.items()},
         "readings": readings, "others": others, "phase": phase, "best": best, "ordering": ordering,
         **({"table3": table3} if table3 else {}),
-        "runs": {name: str(d) for name, (_, d) in sweeps.items()},
+        "runs": {name: [str(f) for f in c.folders] for name, c in found.items()},
     }
+    history = found["w"].history()
+    report["pictures"] = history is not None  # a folder holding only its summary has no training curves
     rundir.write_json(out / "study.json", report)
     rundir.atomic_write_bytes(out / "study.md", markdown(report).encode())
-    write_pictures(out, report, history, members, steps_per_epoch)
+    if history is not None:
+        write_pictures(out, report, history, members)
     return report
 
 
-def table3_report(history: dict, members, reading_index: dict, kl_dir: pathlib.Path, batch: int) -> dict:
+def table3_report(found: dict, members, reading_index: dict) -> dict:
     """Table 3 (loss at iterations 100 … 5,000, with tests) from the study's own sweeps.
 
     Its ELBO_W rows are readings ``section3`` (the table's adaptive row) and ``fixed1`` (λ = 1), the same
     configs as ``jaxwvae.reports.paper.VARIANTS``; ELBO_KL is the study's KL sweep.
     """
     variants = {v.name: v for v in paper.VARIANTS["mnist"]}
-    rows = [table3_row(variants[name], history["loss"][members(reading_index[reading])], batch)
+    batch = found["w"].config.batch_size
+    rows = [table3_row(variants[name], found["w"].loss_at(members(reading_index[reading])), batch,
+                       len(members(reading_index[reading])))
             for name, reading in (("w", "section3"), ("w_fixed", "fixed1"))]
-    rows.append(table3_row(variants["kl"], _history(kl_dir)["loss"], batch))
+    rows.append(table3_row(variants["kl"], found["kl"].loss_at(), batch, len(found["kl"].seeds)))
     return {"dataset": "mnist", "rows": rows, "tests": table3_tests(rows)}
 
 
@@ -265,7 +258,7 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_pictures(out: pathlib.Path, report: dict, history: dict, members, steps_per_epoch: int) -> None:
+def write_pictures(out: pathlib.Path, report: dict, history: dict, members) -> None:
     """``phase_map.png``, ``lambda_trajectories.png`` and ``figures3_4.png`` (the best reading) in ``out``."""
     plt = plots._pyplot()
     if report["phase"]:

@@ -19,9 +19,9 @@ import pathlib
 
 from jaxwvae import data
 from jaxwvae.evaluation import generate
-from jaxwvae.evaluation.replica_fid import FID_SAMPLES, feature_function, replica_fids, test_feature_stats
-from jaxwvae.reports import paper, plots, stats
-from jaxwvae.reports.shared import TESTS_NOTE, mean_sd, one_replica, run_variant, tests_markdown, variant_config
+from jaxwvae.evaluation.replica_fid import FID_SAMPLES, FidScorer
+from jaxwvae.reports import cells, paper, plots, stats
+from jaxwvae.reports.shared import TESTS_NOTE, mean_sd, tests_markdown, variant_config
 from jaxwvae.runs import rundir
 
 
@@ -29,21 +29,26 @@ def fmt(mean: float, sd: float) -> str:
     return "–" if mean != mean else f"{mean:.1f} ({sd:.1f})"
 
 
-def table1(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist"), inception_weights=None,
+def table1(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist"), pool=(), inception_weights=None,
            fid_samples: int = FID_SAMPLES, feature_recipe: dict | None = None, progress: bool = True) -> dict:
-    """Run or read every sweep of Table 1, compute FIDs, write ``table1.md``, ``table1.json`` and pictures."""
+    """Run or read every cell of Table 1, pooled with ``pool``'s; compute FIDs; write ``table1.md``/``.json``, pictures.
+
+    ``pool``: further folders laid out like ``out`` whose cells are pooled with ``out``'s
+    (:func:`jaxwvae.reports.cells.cell`). The pictures need the parameters of the median-FID seed:
+    they are left out (``"pictures": false``) when its folder holds only a summary.
+    """
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, pictures = [], {}
     for dataset in datasets:
-        feature_name, feature_fn = feature_function(dataset, common.get("data_dir"), inception_weights, feature_recipe)
-        test_stats = test_feature_stats(dataset, common.get("data_dir"), feature_fn, fid_samples)
+        scorer = FidScorer(dataset, common.get("data_dir"), inception_weights, feature_recipe, fid_samples)
+        by_variant = {}
         for variant in paper.VARIANTS[dataset]:
-            run_dir = out / f"{dataset}_{variant.name}"
-            results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
-            fids = replica_fids(run_dir, feature_fn, feature_name, test_stats, fid_samples)
-            runs = results["runs"]
-            kept = [f for f, r in zip(fids, runs) if not r["excluded"]]
+            name = f"{dataset}_{variant.name}"
+            c = cells.cell(variant_config(dataset, variant, common), out / name,
+                           [pathlib.Path(p) / name for p in pool], progress=progress)
+            fids = c.fids(scorer)
+            kept = [f for f, r in zip(fids, c.runs) if not r["excluded"]]
             m_all, sd_all, n_all = mean_sd(fids)
             m_kept, sd_kept, n_kept = mean_sd(kept)
             rows.append({
@@ -51,14 +56,15 @@ def table1(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
                 "fid_all": [m_all, sd_all, n_all], "fid_kept": [m_kept, sd_kept, n_kept],
                 "fid_all_summary": stats.summary(fids), "fid_kept_summary": stats.summary(kept),
                 "paper": paper.TABLE1.get((dataset, variant.paper_key)) if variant.paper_key else None,
-                "fid_per_seed": dict(zip(map(str, results["config"]["seeds"]), fids)),
-                "excluded": {str(r["seed"]): r["reason"] for r in runs if r["excluded"]},
-                "train_s": results["timing"]["train_s"], "device": results["device"],
-                "run": str(run_dir),
+                "fid_per_seed": dict(zip(map(str, c.seeds), fids)),
+                "excluded": {str(r["seed"]): r["reason"] for r in c.runs if r["excluded"]},
+                "train_s": c.train_s, "device": c.device, "runs": [str(f) for f in c.folders],
             })
-        write_pictures(out, dataset, [r for r in rows if r["dataset"] == dataset], common.get("data_dir"))
-    report = {"features": feature_name, "fid_samples": fid_samples, "rows": rows,
-              "ratios": fid_ratios(rows), "tests": table1_tests(rows)}
+            by_variant[variant.name] = c
+        pictures[dataset] = write_pictures(out, dataset, [r for r in rows if r["dataset"] == dataset], by_variant,
+                                           common.get("data_dir"))
+    report = {"features": scorer.name, "fid_samples": fid_samples, "rows": rows,
+              "ratios": fid_ratios(rows), "tests": table1_tests(rows), "pictures": pictures}
     rundir.write_json(out / "table1.json", report)
     rundir.atomic_write_bytes(out / "table1.md", table1_markdown(report).encode())
     return report
@@ -155,19 +161,29 @@ def table1_markdown(report: dict) -> str:
 
 
 # ---------------------------------------------------------------------- pictures
-def write_pictures(out: pathlib.Path, dataset: str, rows: list[dict], data_dir) -> None:
-    """Samples of each objective's median-FID seed; Figure 5: originals beside ELBO_W and ELBO_KL reconstructions."""
-    samples, recons = {}, {}
-    originals, _ = data.load(dataset, "test", data_dir)
-    originals = originals[:32]
+def write_pictures(out: pathlib.Path, dataset: str, rows: list[dict], by_variant: dict, data_dir) -> bool:
+    """Samples of each objective's median-FID seed; Figure 5: originals beside ELBO_W and ELBO_KL reconstructions.
+
+    False (nothing written) when a median seed's folder holds only its summary.
+    """
+    chosen = {}
     for row in rows:
         fids = row["fid_per_seed"]
         finite = sorted((s for s, v in fids.items() if len(stats.finite([v])) == 1), key=fids.get)
         pool = finite or list(fids)  # no finite FID: any seed shows what the objective made
         seed = pool[len(pool) // 2]
-        config, model, params = generate.load_run(pathlib.Path(row["run"]))
-        one = one_replica(params, list(config.seeds).index(int(seed)))
-        value = fids[seed]
+        c = by_variant[row["variant"]]
+        r = list(c.seeds).index(int(seed))
+        if not c.has_parameters(r):
+            return False
+        chosen[row["variant"]] = (seed, r)
+    samples, recons = {}, {}
+    originals, _ = data.load(dataset, "test", data_dir)
+    originals = originals[:32]
+    for row in rows:
+        seed, r = chosen[row["variant"]]
+        model, one = by_variant[row["variant"]].parameters(r)
+        value = row["fid_per_seed"][seed]
         label = f"{row['label']}, seed {seed} (FID {'–' if value is None else f'{value:.1f}'})"
         samples[label] = generate.to_uint8(generate.sample_prior(model, one, [int(seed)], 64))[0]
         if row["variant"] in ("w", "w_fixed", "kl"):
@@ -177,3 +193,4 @@ def write_pictures(out: pathlib.Path, dataset: str, rows: list[dict], data_dir) 
     if recons:
         plots.write_image_panels(out / f"figure5_{dataset}.png", {"test images": originals, **recons}, cols=4,
                                  title=f"{dataset}: test images and their reconstructions (decoder mean at z = μ)")
+    return True

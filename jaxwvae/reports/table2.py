@@ -19,9 +19,9 @@ from jaxwvae import data
 from jaxwvae.data import augment as augmentation
 from jaxwvae.errors import UserError
 from jaxwvae.evaluation import classifier, generate
-from jaxwvae.evaluation.replica_fid import FID_SAMPLES, feature_function, replica_fids, test_feature_stats
-from jaxwvae.reports import paper, stats
-from jaxwvae.reports.shared import TESTS_NOTE, mean_sd, one_replica, run_variant, tests_markdown, variant_config
+from jaxwvae.evaluation.replica_fid import FID_SAMPLES, FidScorer
+from jaxwvae.reports import cells, paper, stats
+from jaxwvae.reports.shared import TESTS_NOTE, mean_sd, tests_markdown, variant_config
 from jaxwvae.runs import rundir
 
 TABLE2_SIZES = (10_000, 20_000, 60_000)
@@ -47,13 +47,12 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
            augment: int = TABLE2_AUGMENT, test_size: int = TABLE2_TEST_SIZE, source: str = "originals",
            classifier_seeds: int = TABLE2_SEEDS, classifier_epochs: int = classifier.TABLE2_EPOCHS,
            classifier_steps: int | None = None, inception_weights=None, fid_samples: int = FID_SAMPLES,
-           feature_recipe: dict | None = None,
-           progress: bool = True) -> dict:
+           feature_recipe: dict | None = None, pool=(), progress: bool = True) -> dict:
     """Classifier accuracy on real and real + reconstructed images; ``table2.md``/``.json`` in ``out``.
 
     The ELBO_W (adaptive λ), ELBO_W (λ = 1) and ELBO_KL sweeps are run or read under ``out`` as
-    for Table 1, and each one's best seed by FID (over/underfit runs left out unless all are)
-    reconstructs the images that :func:`jaxwvae.data.augment.plan` picks. Every cell trains
+    for Table 1 (pooled with ``pool``'s, :func:`jaxwvae.reports.cells.cell`), and each one's best seed
+    by FID (over/underfit runs left out unless all are) reconstructs the images that :func:`jaxwvae.data.augment.plan` picks. Every cell trains
     ``classifier_seeds`` CNNs at once, for ``classifier_epochs`` epochs (so a larger set gets more
     steps, as in the paper) or, given ``classifier_steps``, for that many steps in every cell.
     """
@@ -67,23 +66,23 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
         train_x, train_y = data.load(dataset, "train", data_dir)
         test_x, test_y = data.load(dataset, "test", data_dir)
         split = augmentation.plan(len(train_x), len(test_x), sizes, augment, test_size, source=source)
-        feature_name, feature_fn = feature_function(dataset, data_dir, inception_weights, feature_recipe)
-        test_stats = test_feature_stats(dataset, data_dir, feature_fn, fid_samples)
+        scorer = FidScorer(dataset, data_dir, inception_weights, feature_recipe, fid_samples)
         recons = {}
         for variant in paper.VARIANTS[dataset]:
             if variant.name not in TABLE2_CONDITIONS:
                 continue
-            run_dir = out / f"{dataset}_{variant.name}"
-            results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
-            fids = replica_fids(run_dir, feature_fn, feature_name, test_stats, fid_samples)
-            r = best_replica(fids, results["runs"])
-            config, model, params = generate.load_run(run_dir)
+            name = f"{dataset}_{variant.name}"
+            c = cells.cell(variant_config(dataset, variant, common), out / name,
+                           [pathlib.Path(p) / name for p in pool], progress=progress)
+            fids = c.fids(scorer)
+            r = best_replica(fids, c.runs)
+            model, params = c.parameters(r)
             recons[variant.name] = generate.to_uint8(
-                generate.reconstruct(model, one_replica(params, r), train_x[split.reconstructed]))[0]
-            models[f"{dataset}_{variant.name}"] = {"seed": int(config.seeds[r]), "fid": fids[r],
-                                                   "features": feature_name}
+                generate.reconstruct(model, params, train_x[split.reconstructed]))[0]
+            models[name] = {"seed": int(c.seeds[r]), "fid": fids[r], "features": scorer.name,
+                            "of_seeds": len(c.seeds)}
         for size in sorted(split.originals):
-            cells = {}
+            conditions = {}
             for condition in ("original", *(c for c in TABLE2_CONDITIONS if c in recons)):
                 x, y = augmentation.merge(train_x, train_y, split.originals[size], split.reconstructed,
                                      recons.get(condition))
@@ -92,11 +91,11 @@ def table2(out: pathlib.Path, common: dict, *, datasets=("mnist", "fashion_mnist
                 params = classifier.train(seeds, x, y, **budget)
                 acc = 100.0 * classifier.accuracy(params, test_x[split.test], test_y[split.test])
                 m, sd, n = mean_sd(acc.tolist())
-                cells[condition] = {"mean": m, "sd": sd, "n": n, "summary": stats.summary(acc.tolist()),
-                                    "per_seed": acc.tolist(), "train_images": len(x),
-                                    "steps": classifier_steps or classifier_epochs * -(-len(x) // batch),
-                                    "train_s": time.perf_counter() - start}
-            rows.append({"dataset": dataset, "size": size, "cells": cells, "tests": table2_tests(cells),
+                conditions[condition] = {"mean": m, "sd": sd, "n": n, "summary": stats.summary(acc.tolist()),
+                                         "per_seed": acc.tolist(), "train_images": len(x),
+                                         "steps": classifier_steps or classifier_epochs * -(-len(x) // batch),
+                                         "train_s": time.perf_counter() - start}
+            rows.append({"dataset": dataset, "size": size, "cells": conditions, "tests": table2_tests(conditions),
                          "paper": paper.TABLE2.get(size) if dataset == "mnist" else None})
     report = {"augment": augment, "source": source, "test_size": test_size, "classifier_seeds": classifier_seeds,
               "classifier_epochs": None if classifier_steps else classifier_epochs,

@@ -11,14 +11,15 @@ import pathlib
 
 import numpy as np
 
-from jaxwvae.reports import paper, stats
-from jaxwvae.reports.shared import TESTS_NOTE, run_variant, tests_markdown, variant_config
+from jaxwvae.reports import cells, paper, stats
+from jaxwvae.reports.shared import TESTS_NOTE, tests_markdown, variant_config
 from jaxwvae.runs import rundir
 
 
-def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", progress: bool = True) -> dict:
+def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", pool=(), progress: bool = True) -> dict:
     """Mean training loss over seeds at the paper's iterations, ELBO_KL and ELBO_W; ``table3.md``/``.json``.
 
+    ``pool``: further folders whose cells are pooled with ``out``'s (:func:`jaxwvae.reports.cells.cell`).
     Per row and iteration: ``per_image`` / ``per_batch`` (the means), ``per_image_summary`` /
     ``per_batch_summary`` (:func:`jaxwvae.reports.stats.summary`) and ``per_image_per_seed`` (``None`` where a
     seed's loss is not finite). ``tests``: :func:`table3_tests`.
@@ -29,28 +30,28 @@ def table3(out: pathlib.Path, common: dict, *, dataset: str = "mnist", progress:
     for variant in paper.VARIANTS[dataset]:
         if variant.name not in ("kl", "w", "w_fixed"):
             continue
-        run_dir = out / f"{dataset}_{variant.name}"
-        results = run_variant(variant_config(dataset, variant, common), run_dir, progress=progress)
-        with np.load(run_dir / rundir.HISTORY) as h:
-            loss = h["loss"]
-        rows.append(table3_row(variant, loss, results["config"]["batch_size"]))
+        name = f"{dataset}_{variant.name}"
+        c = cells.cell(variant_config(dataset, variant, common), out / name, [pathlib.Path(p) / name for p in pool],
+                       progress=progress)
+        rows.append(table3_row(variant, c.loss_at(), c.config.batch_size, len(c.seeds)))
     report = {"dataset": dataset, "rows": rows, "tests": table3_tests(rows)}
     rundir.write_json(out / "table3.json", report)
     rundir.atomic_write_bytes(out / "table3.md", table3_markdown(report).encode())
     return report
 
 
-def table3_row(variant: paper.Variant, loss: np.ndarray, batch: int) -> dict:
-    """One row of Table 3 from a sweep's per-step losses ``[seeds, steps]`` (per image)."""
-    steps = [s for s in paper.TABLE3_STEPS if s <= loss.shape[1]]
-    per_seed = {s: [float(v) if np.isfinite(v) else None for v in loss[:, s - 1]] for s in steps}
+def table3_row(variant: paper.Variant, loss_at: dict[int, list], batch: int, seeds: int) -> dict:
+    """One row of Table 3 from each of ``seeds`` seeds' training loss per image at the paper's iterations
+    (``None``: not finite)."""
+    per_seed = {s: [None if v is None or not np.isfinite(v) else float(v) for v in values]
+                for s, values in loss_at.items()}
     per_image = {s: stats.summary(v) for s, v in per_seed.items()}
     per_batch = {s: stats.summary([None if v is None else v * batch for v in vs]) for s, vs in per_seed.items()}
     return {"variant": variant.name, "label": variant.label,
             "per_image": {s: v["mean"] for s, v in per_image.items()},
             "per_batch": {s: v["mean"] for s, v in per_batch.items()},
             "per_image_summary": per_image, "per_batch_summary": per_batch, "per_image_per_seed": per_seed,
-            "paper_per_batch": paper.TABLE3.get(variant.paper_key, {}), "seeds": loss.shape[0],
+            "paper_per_batch": paper.TABLE3.get(variant.paper_key, {}), "seeds": seeds,
             "batch_size": batch}
 
 

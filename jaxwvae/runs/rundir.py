@@ -96,11 +96,17 @@ _NOT_METRICS = ("seed", "diverged", "diverged_step", "excluded", "reason")  # re
 def read_results(path) -> dict:
     """A ``results.json``: every per-seed metric written as ``null`` (a diverged seed's) read back as NaN."""
     results = read_json(path)
-    for run in results.get("runs", []):
+    read_results_runs(results.get("runs", []))
+    return results
+
+
+def read_results_runs(runs: list[dict]) -> list[dict]:
+    """results.json's ``runs`` entries with every metric written as ``null`` set to NaN, in place."""
+    for run in runs:
         for key, value in run.items():
             if value is None and key not in _NOT_METRICS:
                 run[key] = float("nan")
-    return results
+    return runs
 
 
 def check(out, *, resume: bool = False, overwrite: bool = False) -> pathlib.Path:
