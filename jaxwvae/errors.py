@@ -1,4 +1,4 @@
-"""The one exception type for bad input from a user."""
+"""The exceptions a user meets (bad input, an interrupted run) and the warning a finished run gives."""
 
 
 class UserError(Exception):
@@ -27,3 +27,10 @@ class Interrupted(Exception):
     def __init__(self, message: str, status: int):
         super().__init__(message)
         self.status = status
+
+
+class RunWarning(UserWarning):
+    """What a finished run should tell its user (posterior collapse, diverged replicas): one sentence.
+
+    ``jaxwvae.engine.sweep.run`` warns with it; the command line prints each as a ``note:`` line.
+    """

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -21,8 +22,11 @@ def test_python_m_jaxwvae_lists_the_commands_and_refuses_an_unknown_one():
 
 @pytest.mark.slow  # builds a wheel
 def test_the_wheel_installs_a_working_jaxwvae_command(tmp_path):
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".*venv*", "build", "*.egg-info", "runs",
+                                                                "__pycache__", "dist", "docs", "notebooks"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True, timeout=600)
+                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel, = (tmp_path / "dist").glob("jaxwvae-*.whl")
     target = tmp_path / "site"

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import pathlib
+import warnings
 from collections.abc import Sequence
 
 from jaxwvae import cli
-from jaxwvae.errors import UserError
+from jaxwvae.errors import RunWarning, UserError
 
 
 def parser(prog: str | None = "sweep.py") -> cli.ArgumentParser:
@@ -62,18 +64,50 @@ def main(argv: Sequence[str], prog: str | None = "sweep.py") -> int:
     else:
         config = cli.config_from_args(args)
     out = args.out or cli.default_out(config)
-    results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
-                        progress=not args.no_progress, command=["sweep.py", *argv],
-                        fitness_fn=pbt_fid_fitness(config, args))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RunWarning)
+        results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
+                            progress=not args.no_progress, command=["sweep.py", *argv],
+                            fitness_fn=pbt_fid_fitness(config, args))
+    for w in caught:  # the run's own notes are printed below; anything else is shown as usual
+        if not issubclass(w.category, RunWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.plots and distributed.is_primary():
         from jaxwvae.reports import plots
 
         plots.write_run_plots(out)
-    t = results["timing"]
-    print(f"{t['replicas']} replicas x {t['steps']} steps: compile {t['compile_s']:.1f} s, "
-          f"train {t['train_s']:.1f} s on {results['device']}; results in {out}")
-    collapsed = sum(1 for r in results["runs"] if (r.get("reason") or "").startswith("underfit"))
-    if collapsed:
-        print(f"note: {collapsed} of {len(results['runs'])} replicas ended in posterior collapse (test KL < 1 nat): "
-              f"--preset paper_adaptive_slow (c = 0.0005) does not; see README.md, 'The λ study'")
+    if distributed.is_primary():
+        print("\n".join(summary_lines(results, pathlib.Path(out), prog, plotted=args.plots)))
+        for w in caught:
+            if issubclass(w.category, RunWarning):
+                print(f"note: {w.message}")
     return 0
+
+
+def _cell(value, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def summary_lines(results: dict, out: pathlib.Path, prog: str | None, *, plotted: bool) -> list[str]:
+    """The run's last lines: a table per grid point, the time, where the files are and what to run next."""
+    points = results["points"]
+    term = points[0]["term"]
+    term_label = {"w2": "W2²", "kl": "KL", "mmd": "MMD"}[term]
+    header = ["point", "n", "test loss", "rec", term_label, "T", "final λ", "collapsed", "diverged", "excluded"]
+    rows = [[", ".join(f"{k}={v}" for k, v in p["hyper"].items()) or "all", str(p["n"]), _cell(p["loss"]),
+             _cell(p["rec"]), _cell(p[term], 2 if term != "mmd" else 4), _cell(p["t_gap"], 2),
+             _cell(p["lam_final"], 3), str(p["collapsed"]), str(p["diverged"]), str(p["excluded"])] for p in points]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["", "per grid point, medians over seeds of the per-image test metrics:"]
+    lines += ["  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+              for r in [header, *rows]]
+    t = results["timing"]
+    lines.append(f"{t['replicas']} replicas x {t['steps']} steps: compile {t['compile_s']:.1f} s, "
+                 f"train {t['train_s']:.1f} s on {results['device']}")
+    pictures = sorted(p.name for p in out.glob("*.png"))
+    lines.append(f"files in {out}: config.json, results.json (per replica), history.npz (per step), checkpoints/"
+                 + (f"; plots: {', '.join(pictures)}" if pictures else ""))
+    me = "python experiments/sweep.py" if (prog or "sweep.py").endswith(".py") else prog
+    lines.append(f"next: {me} --resume --out {out} --plots (the pictures)" if not plotted else
+                 "next: jaxwvae table1 (every objective, FID with intervals and tests; see README.md)")
+    return lines

@@ -78,18 +78,19 @@ def wae_mmd(x, outputs: VAEOutputs, lam, key):
 
 
 class Objective(NamedTuple):
-    """A registered objective: its function and the λ it uses unless told otherwise."""
+    """A registered objective: its function, the λ it uses unless told otherwise, and the metric λ weighs."""
 
     fn: Callable
     default_lam: float
     description: str
+    term: str  # the metric λ multiplies: W2², KL or MMD
 
 
 # keyed by ``jaxwvae.core.names.OBJECTIVES``, the one list of the names, in its order: w, kl, wae
 OBJECTIVES: dict[str, Objective] = dict(zip(names.OBJECTIVES, (
-    Objective(elbo_w, 1.0, "ELBO_W: cross-entropy + λ·W2² (Chen & Liu)"),
-    Objective(elbo_kl, 1.0, "ELBO_KL: cross-entropy + KL (Kingma & Welling)"),
-    Objective(wae_mmd, 10.0, "WAE-MMD: 0.05·L2² + λ·MMD_IMQ (Tolstikhin et al.)"),
+    Objective(elbo_w, 1.0, "ELBO_W: cross-entropy + λ·W2² (Chen & Liu)", "w2"),
+    Objective(elbo_kl, 1.0, "ELBO_KL: cross-entropy + KL (Kingma & Welling)", "kl"),
+    Objective(wae_mmd, 10.0, "WAE-MMD: 0.05·L2² + λ·MMD_IMQ (Tolstikhin et al.)", "mmd"),
 ), strict=True))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxwvae.core import objectives
 from jaxwvae.devices.distributed import to_host
 from jaxwvae.engine.history import History
 from jaxwvae.engine.population import Population
@@ -65,6 +66,8 @@ def train_loop(training: Training):
     states, step = training.states, training.step
     every = config.checkpoint_every
     pending = None  # (step, metrics on the device) not yet recorded
+    term = objectives.get(config.objective).term  # the progress line: medians of these over the replicas
+    shown = (("loss", "loss"), ("rec", "rec"), ({"w2": "W2²", "kl": "KL", "mmd": "MMD"}[term], term), ("λ", "lam"))
     last_saved = step
     for epoch in range(step // plan.steps_per_epoch, config.epochs):
         orders = program.orders(states, epoch)
@@ -96,7 +99,8 @@ def train_loop(training: Training):
                                  host.state_dict() if host else {}, time.perf_counter() - training.start)
                 last_saved = step
             recorded = step if pending is None else pending[0]
-            training.bar.update(step, loss=history.last_median("loss", recorded, plan.replicas))
+            training.bar.update(step, **{name: history.last_median(key, recorded, plan.replicas)
+                                         for name, key in shown})
             if stop:
                 checkpoints.wait()
                 raise Interrupted(f"interrupted by {interrupt.name(stop)} at step {step} of {plan.total_steps}; "

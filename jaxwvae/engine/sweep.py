@@ -16,6 +16,7 @@ import dataclasses
 import pathlib
 import sys
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -28,7 +29,7 @@ from jaxwvae.engine.loop import Training, train_loop
 from jaxwvae.engine.plan import load_split, make_plan
 from jaxwvae.engine.population import FitnessFn, Population, round_names
 from jaxwvae.engine.program import Program
-from jaxwvae.errors import UserError
+from jaxwvae.errors import RunWarning, UserError
 from jaxwvae.forecast.host import host_rule
 from jaxwvae.runs import rundir, runlock
 from jaxwvae.runs.checkpoint import Checkpoints
@@ -52,11 +53,23 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     (:mod:`jaxwvae.engine.population`); ``pbt_fitness='fid'`` needs ``fitness_fn``
     (:func:`jaxwvae.evaluation.fid_fitness.validation_fid`; the command line builds it).
 
-    Returns the dict written to ``results.json``.
+    Returns the dict written to ``results.json`` with two more keys: ``points``, the run's facts per
+    grid point (:func:`jaxwvae.engine.results.by_point`), and ``history``, history.npz's arrays (where
+    this process can read them). What the user should know (posterior collapse, diverged replicas)
+    comes as :class:`jaxwvae.errors.RunWarning` warnings (:func:`jaxwvae.engine.results.notes`).
     """
     with contextlib.ExitStack() as held:  # the lock on out, released however the run ends
-        return _run(config, out, held, resume=resume, overwrite=overwrite, progress=progress, command=command,
-                    fitness_fn=fitness_fn)
+        outcome = _run(config, out, held, resume=resume, overwrite=overwrite, progress=progress, command=command,
+                       fitness_fn=fitness_fn)
+    for note in results.notes(SweepConfig.from_json(outcome["config"]), outcome):
+        warnings.warn(note, RunWarning, stacklevel=2)
+    history_path = pathlib.Path(out) / rundir.HISTORY
+    if history_path.exists():
+        with np.load(history_path) as h:
+            history = {k: h[k] for k in h.files}
+    else:
+        history = None
+    return {**outcome, "points": results.by_point(outcome), "history": history}
 
 
 def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume: bool, overwrite: bool,

@@ -11,7 +11,9 @@ class Progress:
 
     On a terminal the line is redrawn in place; elsewhere (logs, CI) a line is
     printed at most every ``min_interval`` seconds. A value of None (not known
-    yet) shows as ``–``; a NaN or ±inf value shows as such.
+    yet) shows as ``–``; a NaN or ±inf value shows as such. The ETA is measured
+    from the first update on (the first chunk, after compiling and restoring),
+    at the pace of the steps done since: ``–`` until a second update.
     """
 
     def __init__(self, total: int, *, label: str = "steps", enabled: bool = True, stream=None,
@@ -22,15 +24,21 @@ class Progress:
         self.min_interval = 0.1 if self.tty else min_interval
         self.start = time.perf_counter()
         self.last = -float("inf")
+        self.first = None  # (time, done) of the first update: the ETA's origin
 
     def update(self, done: int, **values) -> None:
         now = time.perf_counter()
+        if self.first is None and self.enabled:
+            self.first = (now, done)
         if not self.enabled or (now - self.last < self.min_interval and done < self.total):
             return
         self.last = now
         elapsed = now - self.start
         frac = done / self.total if self.total else 1.0
-        eta = f"{elapsed * (1 - frac) / frac:.1f}s" if frac > 0 else "–"
+        if self.first is None:
+            self.first = (now, done)
+        t0, done0 = self.first
+        eta = f"{(now - t0) / (done - done0) * (self.total - done):.1f}s" if done > done0 else "–"
         bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
         extra = "  ".join(f"{k} {_shown(v)}" for k, v in values.items())
         line = f"[{bar}] {done}/{self.total} {self.label}  {elapsed:.1f}s  eta {eta}  {extra}"
