@@ -127,11 +127,17 @@ def add_field_flag(group, name: str, **overrides) -> None:
     group.add_argument(_flag(name), **kwargs)
 
 
+def preset_line(name: str) -> str:
+    """The first line of preset ``name``'s docstring, without its trailing period."""
+    return (config_lib.PRESETS[name].__doc__ or "").strip().splitlines()[0].rstrip(".")
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """The flags every experiment shares with sweep.py (all default to 'not given')."""
     g = parser.add_argument_group("sweep")
-    g.add_argument("--preset", choices=sorted(config_lib.PRESETS), default="paper_mnist",
-                   help="base configuration the other flags modify (default: paper_mnist)")
+    g.add_argument("--preset", choices=sorted(config_lib.PRESETS), default="paper_mnist", metavar="PRESET",
+                   help="base configuration the other flags modify (default: paper_mnist): " + "; ".join(
+                       f"{name}: {preset_line(name)}" for name in config_lib.PRESETS))
     for name in COMMON_FIELDS:
         if name == "seeds":  # a count N of seeds 0..N-1, or the seeds themselves by --seed-list
             add_field_flag(g, name, type=count, help=field_help(name, str(len(_FIELDS[name].default))))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxwvae import cli
+from jaxwvae.runs import rundir
 from jaxwvae.commands import sweep as sweep_command
 from jaxwvae.engine.results import classify
 from jaxwvae.reports import plots
@@ -48,9 +49,36 @@ def test_sweep_writes_readable_plots(data_dir, tmp_path):
     argv = ["--seeds", "3", "--data-dir", str(data_dir), "--out", str(out), "--train-size", "1000",
             "--test-size", "500", "--epochs", "2", "--hidden", "32", "--latent-dim", "4", "--no-progress", "--plots"]
     assert cli.run_main(sweep_command.main, argv) == 0
-    for name in ("T_gap.png", "lambda.png", "reconstruction.png", "training.png"):
+    for name in ("T_gap.png", "lambda.png", "reconstruction.png", "training.png", "prior_samples.png",
+                 "test_reconstructions.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+
+
+def test_plot_titles_and_axes_fit_the_run(tmp_path, monkeypatch):
+    """A 20-step run's caption names the window used; the reconstruction axis leaves out the first steps."""
+    steps = 400
+    rec = np.concatenate([np.linspace(560, 120, 20), np.full(steps - 20, 100.0)])[None].repeat(2, 0)
+    rec = rec + np.random.default_rng(0).normal(0, 1, rec.shape)
+    history = {"loss": rec, "rec": rec, "t_gap": rec * 0, "lam": rec * 0 + 1, "seeds": np.arange(2)}
+    out = tmp_path
+    np.savez(out / "history.npz", **history)
+    rundir.write_json(out / "config.json", {"config": {"dataset": "mnist", "objective": "w", "lambda_rule": "fixed",
+                                                       "grid": []}})
+    monkeypatch.setattr(plots, "write_run_images", lambda out: [])
+    captions, limits = [], {}
+    original_save = plots._save
+
+    def spy(fig, path):
+        captions.append(fig._suptitle.get_text())
+        limits[path.name] = fig.axes[0].get_ylim()
+        return original_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    plots.write_run_plots(out)
+    assert all("moving average over 40 steps" in c for c in captions)  # a tenth of 400 steps, not 50
+    low, high = limits["reconstruction.png"]
+    assert 90 < low < 100 < high < 115  # the plateau, not the first steps' 560
 
 
 @pytest.mark.slow  # trains a sweep

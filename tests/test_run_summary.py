@@ -21,7 +21,7 @@ def outcome(objective="w", steps=9000, kls=(0.05, 0.07, 30.0, 40.0), diverged=(F
             run.update(loss=float("nan"), rec=None)
         run["excluded"], run["reason"] = results.classify(run)
         runs.append(run)
-    return {"config": {"objective": objective}, "grid": [{"lam": 1.0}, {"lam": 2.0}], "runs": runs,
+    return {"config": {"objective": objective, "grid": [{"lam": 1.0}, {"lam": 2.0}]}, "runs": runs,
             "timing": {"steps": steps}}
 
 

@@ -1,5 +1,7 @@
 """Every JSON file the project writes is strict JSON: NaN and ±inf are written as null and read back as NaN."""
 
+import os
+import stat
 import json
 import math
 
@@ -56,3 +58,15 @@ def test_fid_cache_with_null_reads_as_nan(tmp_path):
     fids = replica_fid.replica_fids(tmp_path, None, "x", None, n=5)
     assert fids[0] == 12.5 and math.isnan(fids[1])
     assert mean_sd(fids) == (12.5, 0.0, 1)  # a null FID is left out like a NaN one
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        rundir.write_json(tmp_path / "results.json", {"a": 1})
+        rundir.write_npz(tmp_path / "history.npz", x=np.zeros(2))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "history.npz").stat().st_mode) == mode

@@ -287,7 +287,10 @@ def paper_mnist(**overrides) -> SweepConfig:
 
 
 def paper_fashion(**overrides) -> SweepConfig:
-    """The paper's Fashion-MNIST sweep; command: ``python experiments/sweep.py --seeds 30 --dataset fashion_mnist``."""
+    """The paper's Fashion-MNIST sweep: paper_mnist on Fashion-MNIST.
+
+    Command: ``python experiments/sweep.py --seeds 30 --dataset fashion_mnist``.
+    """
     return dataclasses.replace(SweepConfig(dataset="fashion_mnist"), **overrides)
 
 

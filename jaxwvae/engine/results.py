@@ -120,12 +120,12 @@ JUDGE_COLLAPSE_STEPS = 1000  # a run this long is judged for collapse (see :func
 
 
 def by_point(outcome: dict) -> list[dict]:
-    """Per grid point (one row without a grid): ``n``; the medians over its replicas of the test loss,
+    """Per grid point (one row without a grid; ``hyper``: the fields the grid sets): ``n``; the medians over its replicas of the test loss,
     reconstruction, the objective's matching term (W2², KL or MMD), T and the final λ; and how many
     replicas collapsed (test KL < ``MIN_KL``), diverged and were excluded (:func:`classify`)."""
     config = outcome["config"]
     term = objectives.get(config["objective"]).term
-    points = outcome.get("grid") or [{}]
+    points = config.get("grid") or [{}]  # the points as given: the fields the grid varies
     rows = []
     for p, hyper in enumerate(points):
         rs = [r for r in outcome["runs"] if r.get("point", 0) == p]

@@ -80,12 +80,28 @@ def plot_replicas(ax, values: np.ndarray, *, window: int, title: str, zero_line:
     ax.legend(loc="best", fontsize=8)
 
 
+def _focus(ax, values: np.ndarray, window: int) -> None:
+    """Set the y range to the training after its first 5 % of steps (and one window more), so the first
+    steps' high values do not flatten the rest (they run off the top of the panel)."""
+    smooth = moving_average(values.astype(np.float64), window)[:, window + values.shape[1] // 20:]
+    finite = smooth[np.isfinite(smooth)]
+    if finite.size:
+        low, high = np.percentile(finite, [0.5, 99.5])
+        pad = 0.08 * (high - low) or 0.05 * abs(high) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+
+
 def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
-    """Write one PNG per panel and ``training.png`` with all three into the run folder ``out``."""
+    """Write one PNG per panel, ``training.png`` with all three, and ``prior_samples.png`` and
+    ``test_reconstructions.png`` (:func:`write_run_images`) into the run folder ``out``.
+
+    The moving average is over ``window`` steps, or a tenth of a shorter run (the caption says which).
+    """
     plt = _pyplot()
     out = pathlib.Path(out)
     with np.load(out / rundir.HISTORY) as h:
         history = {k: h[k] for k in h.files}
+    window = max(1, min(window, history["loss"].shape[1] // 10))
     config = rundir.read_json(out / rundir.CONFIG)["config"]
     points = config.get("grid") or []
     groups = {", ".join(f"{k}={v}" for k, v in point.items()): np.flatnonzero(history["point"] == i)
@@ -99,6 +115,8 @@ def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
         for target in (ax, ax_all):
             plot_replicas(target, history[name], window=window, title=title, zero_line=name == "t_gap",
                           groups=groups)
+            if name == "rec":
+                _focus(target, history[name], window)
         fig.suptitle(caption, fontsize=8)
         fig.tight_layout()
         written.append(_save(fig, out / filename))
@@ -109,7 +127,42 @@ def write_run_plots(out, *, window: int = 50) -> list[pathlib.Path]:
     plt.close(fig_all)
     if "pbt_fitness" in history:
         written.append(write_pbt_plot(out, history, rundir.read_json(out / rundir.RESULTS)["pbt"]))
-    return written
+    return written + write_run_images(out)
+
+
+def write_run_images(out: pathlib.Path, *, replicas: int = 6, n: int = 16) -> list[pathlib.Path]:
+    """``prior_samples.png`` (``n`` prior samples) and ``test_reconstructions.png`` (``n`` test images and their
+    reconstructions) of the first ``replicas`` replicas of the finished run in ``out``; with a grid, the
+    first seed of each point comes first."""
+    import jax
+
+    from jaxwvae import data
+    from jaxwvae.config import grid
+    from jaxwvae.evaluation import generate
+
+    config, model, params = generate.load_run(out)
+    seeds = grid.replica_seeds(config)
+    per_point = len(config.seeds)
+    order = sorted(range(len(seeds)), key=lambda r: (r % per_point, r // per_point))[:replicas]
+    points = [dict(p) for p in config.grid] or [{}]
+
+    def label(r):
+        point = ", ".join(f"{k}={v}" for k, v in points[r // per_point].items())
+        return f"seed {config.seeds[r % per_point]}" + (f", {point}" if point else "")
+
+    chosen = jax.tree_util.tree_map(lambda x: np.asarray(x)[order], params)
+    samples = generate.to_uint8(generate.sample_prior(model, chosen, [seeds[r] for r in order], n))
+    originals, _ = data.load(config.dataset, "test", config.data_dir)
+    originals = originals[:n]
+    recons = generate.to_uint8(generate.reconstruct(model, chosen, originals))
+    cols = 4
+    return [
+        write_image_panels(out / "prior_samples.png", {label(r): samples[i] for i, r in enumerate(order)}, cols=cols,
+                           title=f"{n} samples from the prior per replica"),
+        write_image_panels(out / "test_reconstructions.png",
+                           {"test images": originals, **{label(r): recons[i] for i, r in enumerate(order)}},
+                           cols=cols, title="test images and their reconstructions (decoder mean at z = μ)"),
+    ]
 
 
 def write_pbt_plot(out: pathlib.Path, history: dict, pbt: dict) -> pathlib.Path:

@@ -26,11 +26,19 @@ UNREADABLE = "checkpoints-unreadable"  # checkpoints a resume could not read, mo
 OUTPUTS = (CONFIG, RESULTS, HISTORY, CHECKPOINTS, UNREADABLE)
 
 
+def file_mode() -> int:
+    """The mode a file the user creates gets: 0o666 less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename; the file's mode as the umask decides."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide the results from colleagues
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
