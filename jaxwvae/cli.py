@@ -167,7 +167,11 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("the run folder")
     g.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     g.add_argument("--overwrite", action="store_true", help="replace the run saved in --out")
-    g.add_argument("--plots", action="store_true", help="write PNG plots of T, λ and the loss into --out")
+    g.add_argument("--plots", action="store_true",
+                   help="write PNG plots of T, λ and the loss, prior samples and test reconstructions into --out")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="one TensorBoard run per replica in --out/tensorboard, written as it trains (needs "
+                        "pip install 'jaxwvae[tensorboard]'); view with: tensorboard --logdir OUT/tensorboard")
     g = parser.add_argument_group("PBT's fid fitness (--pbt-fitness fid): its feature CNN")
     g.add_argument("--feature-train-size", type=count, default=None,
                    help="train the FID feature CNN on the first N training images (default: all)")

@@ -68,7 +68,7 @@ def main(argv: Sequence[str], prog: str | None = "sweep.py") -> int:
         warnings.simplefilter("always", RunWarning)
         results = sweep.run(config, out, resume=args.resume, overwrite=args.overwrite,
                             progress=not args.no_progress, command=["sweep.py", *argv],
-                            fitness_fn=pbt_fid_fitness(config, args))
+                            fitness_fn=pbt_fid_fitness(config, args), tensorboard=args.tensorboard)
     for w in caught:  # the run's own notes are printed below; anything else is shown as usual
         if not issubclass(w.category, RunWarning):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -105,8 +105,9 @@ def summary_lines(results: dict, out: pathlib.Path, prog: str | None, *, plotted
     lines.append(f"{t['replicas']} replicas x {t['steps']} steps: compile {t['compile_s']:.1f} s, "
                  f"train {t['train_s']:.1f} s on {results['device']}")
     pictures = sorted(p.name for p in out.glob("*.png"))
-    lines.append(f"files in {out}: config.json, results.json (per replica), history.npz (per step), checkpoints/"
-                 + (f"; plots: {', '.join(pictures)}" if pictures else ""))
+    board = " tensorboard/ (one run per replica)," if (out / "tensorboard").is_dir() else ""
+    lines.append(f"files in {out}: config.json, results.json (per replica), history.npz (per step),{board} "
+                 "checkpoints/" + (f"; plots: {', '.join(pictures)}" if pictures else ""))
     me = "python experiments/sweep.py" if (prog or "sweep.py").endswith(".py") else prog
     lines.append(f"next: {me} --resume --out {out} --plots (the pictures)" if not plotted else
                  "next: jaxwvae table1 (every objective, FID with intervals and tests; see README.md)")

@@ -19,6 +19,7 @@ from jaxwvae.forecast.host import HostRule
 from jaxwvae.runs import interrupt
 from jaxwvae.runs.checkpoint import Checkpoints
 from jaxwvae.runs.progress import Progress
+from jaxwvae.runs.tensorboard import TensorBoardRuns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Training:
     start: float  # time.perf_counter() at step 0 (a resumed run subtracts its earlier training time)
     bar: Progress
     population: Population | None = None  # population-based training's rounds (plan.pbt_steps), or none
+    board: TensorBoardRuns | None = None  # a TensorBoard run per replica, fed the recorded steps, or none
 
 
 def _check_host(training: Training) -> None:
@@ -99,6 +101,8 @@ def train_loop(training: Training):
                                  host.state_dict() if host else {}, time.perf_counter() - training.start)
                 last_saved = step
             recorded = step if pending is None else pending[0]
+            if training.board is not None:
+                training.board.write(history.arrays, recorded)
             training.bar.update(step, **{name: history.last_median(key, recorded, plan.replicas)
                                          for name, key in shown})
             if stop:

@@ -21,7 +21,7 @@ import warnings
 import jax
 import numpy as np
 
-from jaxwvae.config import SweepConfig
+from jaxwvae.config import SweepConfig, grid
 from jaxwvae.devices import distributed, memory
 from jaxwvae.engine import results
 from jaxwvae.engine.history import History, replica_columns
@@ -34,10 +34,12 @@ from jaxwvae.forecast.host import host_rule
 from jaxwvae.runs import rundir, runlock
 from jaxwvae.runs.checkpoint import Checkpoints
 from jaxwvae.runs.progress import Progress
+from jaxwvae.runs.tensorboard import TensorBoardRuns, run_name
 
 
 def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: bool = False,
-        progress: bool = True, command: list[str] | None = None, fitness_fn: FitnessFn | None = None) -> dict:
+        progress: bool = True, command: list[str] | None = None, fitness_fn: FitnessFn | None = None,
+        tensorboard: bool = False) -> dict:
     """Train every seed of ``config`` as one program and write the run into ``out``.
 
     With ``resume``, continue the run saved in ``out`` from its latest
@@ -53,6 +55,9 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     (:mod:`jaxwvae.engine.population`); ``pbt_fitness='fid'`` needs ``fitness_fn``
     (:func:`jaxwvae.evaluation.fid_fitness.validation_fid`; the command line builds it).
 
+    With ``tensorboard``, every replica is a TensorBoard run under ``out/tensorboard/``
+    (:mod:`jaxwvae.runs.tensorboard`), written as it trains.
+
     Returns the dict written to ``results.json`` with two more keys: ``points``, the run's facts per
     grid point (:func:`jaxwvae.engine.results.by_point`), and ``history``, history.npz's arrays (where
     this process can read them). What the user should know (posterior collapse, diverged replicas)
@@ -60,7 +65,7 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
     """
     with contextlib.ExitStack() as held:  # the lock on out, released however the run ends
         outcome = _run(config, out, held, resume=resume, overwrite=overwrite, progress=progress, command=command,
-                       fitness_fn=fitness_fn)
+                       fitness_fn=fitness_fn, tensorboard=tensorboard)
     for note in results.notes(SweepConfig.from_json(outcome["config"]), outcome):
         warnings.warn(note, RunWarning, stacklevel=2)
     history_path = pathlib.Path(out) / rundir.HISTORY
@@ -73,7 +78,7 @@ def run(config: SweepConfig | None, out, *, resume: bool = False, overwrite: boo
 
 
 def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume: bool, overwrite: bool,
-         progress: bool, command: list[str] | None, fitness_fn: FitnessFn | None) -> dict:
+         progress: bool, command: list[str] | None, fitness_fn: FitnessFn | None, tensorboard: bool) -> dict:
     if distributed.is_primary():
         runlock.check_free(out)  # a live run holds out: name it before any other complaint
     if resume:
@@ -111,12 +116,17 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
         if host is not None:
             host.load_state_dict(host_state, history.arrays["t_gap"][:, :step])
 
+    board = tensorboard_runs(config, program, history, out, step) if tensorboard and distributed.is_primary() else None
     bar = Progress(plan.total_steps, enabled=progress)
     start = time.perf_counter() - train_s
     try:
         states = train_loop(Training(program=program, states=states, images=images, history=history, host=host,
                                      checkpoints=checkpoints, step=step, start=start, bar=bar,
-                                     population=population))
+                                     population=population, board=board))
+    except BaseException:
+        if board is not None:
+            board.close()
+        raise
     finally:
         bar.close()
         if host is not None:
@@ -129,11 +139,28 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
         outcome["pbt"] = results.pbt_block(population, states, columns, plan)
         columns["pbt_donor"] = columns["pbt_donor"].astype(np.int64)
         columns["pbt_step"] = np.asarray(plan.pbt_steps, np.int64)
+    if board is not None:
+        board.finish(outcome["runs"], plan.total_steps)
     if distributed.is_primary():
         rundir.write_npz(out / rundir.HISTORY, **replica_columns(config, program.table, plan.replicas), **columns)
         rundir.write_json(out / rundir.RESULTS, outcome)
     distributed.barrier("jaxwvae-results-written")
     return outcome
+
+
+def tensorboard_runs(config: SweepConfig, program: Program, history: History, out: pathlib.Path,
+                     step: int) -> TensorBoardRuns:
+    """One TensorBoard run per real replica, named by its grid point and seed, with its hyperparameters."""
+    points = grid.resolved_points(config)
+    given = [dict(p) for p in config.grid] or [{}]
+    fixed = {k: v for k, v in config.to_json().items() if k not in ("grid", "seeds", "data_dir")}
+    names, hparams = [], []
+    for r in range(program.plan.replicas):
+        seed, point = int(program.table["seed"][r]), int(program.table["point"][r])
+        names.append(run_name(seed, given[point]))
+        hparams.append({**fixed, **grid.hyper(points[point]), "seed": seed})
+    metrics = tuple(m for m in ("loss", "rec", "w2", "kl", "mmd", "t_gap", "lam") if m in history.arrays)
+    return TensorBoardRuns(out, names, hparams, metrics, start=step)
 
 
 def config_for_resume(out, requested: SweepConfig | None) -> SweepConfig:
