@@ -22,6 +22,7 @@ COMMANDS = {
     "table2": ("table2", "the paper's Table 2: a CNN trained on real + reconstructed images"),
     "table3": ("table3", "the paper's Table 3: training loss at iterations 100 ... 5,000"),
     "lambda-study": ("lambda_study", "every reading of the paper's λ schedule, with FID and collapse"),
+    "autolambda-study": ("autolambda_study", "the automatic λ rules (paper, pi, geco) against λ fixed, on FID"),
     "forecast-agreement": ("forecast_agreement", "how often the device forecaster's sign is statsmodels'"),
 }
 

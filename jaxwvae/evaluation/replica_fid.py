@@ -88,3 +88,28 @@ def replica_fids(out: pathlib.Path, feature_fn, feature_name: str, test_stats, n
         values += [fid.frechet_distance(*fid.feature_stats(feature_fn(one)), *test_stats) for one in images]
     rundir.write_json(cache, {"n": n, "features": feature_name, "seeds": replica_seeds, "fid": values})
     return values
+
+
+class ValidationFidScorer:
+    """FID of every replica's prior samples against the run's validation images (as many samples as images),
+    on the same features as :class:`FidScorer`: what a table selects on, never the test set. Cached in the
+    run folder like :func:`replica_fids` (``fid_validation-<features>.json``)."""
+
+    def __init__(self, dataset: str, data_dir, validation_u8, feature_recipe: dict | None = None):
+        self.dataset, self.data_dir, self.feature_recipe = dataset, data_dir, feature_recipe
+        self.validation_u8 = validation_u8
+        self.name = "validation-" + feature_name(None, feature_recipe)
+        self.n = len(validation_u8)
+
+    def __call__(self, run_dir: pathlib.Path) -> list[float]:
+        from jaxwvae.evaluation import fid_fitness
+
+        cache = run_dir / f"fid_{self.name}.json"
+        if cache.exists() and rundir.read_json(cache)["n"] == self.n:
+            return [rundir.number(v) for v in rundir.read_json(cache)["fid"]]
+        _, fn = feature_function(self.dataset, self.data_dir, None, self.feature_recipe)
+        config, model, params = generate.load_run(run_dir)
+        seeds = grid.replica_seeds(config)
+        values = fid_fitness.validation_fid(model, self.validation_u8, fn)(params, seeds).tolist()
+        rundir.write_json(cache, {"n": self.n, "features": self.name, "seeds": seeds, "fid": values})
+        return values
