@@ -1,4 +1,4 @@
-"""README's speed tables, rendered from the JSON files ``accelerator.py`` writes: no figure copied by hand.
+"""The speed tables of docs/speed.md, rendered from the JSON files ``accelerator.py`` writes: no figure copied by hand.
 
     python report.py results/accelerator-gpu-2026-12-01.json results/accelerator-cpu-2026-12-01.json
     python report.py results/*.json --out tables.md

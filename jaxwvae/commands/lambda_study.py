@@ -10,7 +10,7 @@ Runs (or reads, or resumes) three sweeps under --out: ELBO_W with every reading 
 phase map's points as one grid (jaxwvae.reports.study.READINGS), ELBO_KL and WAE-MMD on the same seeds.
 Writes study.md, study.json, phase_map.png, lambda_trajectories.png and figures3_4.png.
 
-Measured: see README.md, "The λ study", for the command, machine, runtime and the numbers it produced.
+Measured: see docs/results.md, "The λ study", for the command, machine, runtime and the numbers it produced.
 """
 
 from __future__ import annotations

@@ -110,5 +110,5 @@ def summary_lines(results: dict, out: pathlib.Path, prog: str | None, *, plotted
                  "checkpoints/" + (f"; plots: {', '.join(pictures)}" if pictures else ""))
     me = "python experiments/sweep.py" if (prog or "sweep.py").endswith(".py") else prog
     lines.append(f"next: {me} --resume --out {out} --plots (the pictures)" if not plotted else
-                 "next: jaxwvae table1 (every objective, FID with intervals and tests; see README.md)")
+                 "next: jaxwvae table1 (every objective, FID with intervals and tests; see docs/results.md)")
     return lines

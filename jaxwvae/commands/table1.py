@@ -7,9 +7,10 @@
 
 Runs (or reads, or resumes) one sweep per row under --out, pooled with the same row of every --pool
 folder, samples 10,000 images per seed, and writes table1.md, table1.json, samples_<dataset>.png and
-figure5_<dataset>.png into --out. FID uses a small CNN's features unless --inception-weights is given (see README).
+figure5_<dataset>.png into --out. FID uses a small CNN's features unless --inception-weights is
+given (see docs/results.md).
 
-Measured: see README.md, "Results", for the command, machine, runtime and the numbers it produced.
+Measured: see docs/results.md for the command, machine, runtime and the numbers it produced.
 """
 
 from __future__ import annotations

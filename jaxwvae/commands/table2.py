@@ -11,7 +11,7 @@ Writes table2.md and table2.json into --out. --classifier-test-size is the numbe
 test images (drawn from the test split, which no model trains on); --test-size is the sweeps', as in
 sweep.py.
 
-Measured: see README.md, "Results", for the command, machine, runtime and the numbers it produced.
+Measured: see docs/results.md for the command, machine, runtime and the numbers it produced.
 """
 
 from __future__ import annotations

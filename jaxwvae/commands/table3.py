@@ -7,7 +7,7 @@ Runs (or reads, or resumes) the ELBO_KL, ELBO_W (adaptive λ) and ELBO_W (λ = 1
 and writes table3.md and table3.json. The loss is printed summed over a batch of 100 images, the
 paper's unit, and per image.
 
-Measured: see README.md, "Results", for the command, machine, runtime and the numbers it produced.
+Measured: see docs/results.md for the command, machine, runtime and the numbers it produced.
 """
 
 from __future__ import annotations

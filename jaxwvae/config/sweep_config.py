@@ -319,7 +319,7 @@ def paper_section4(**overrides) -> SweepConfig:
 
 
 def paper_adaptive_slow(**overrides) -> SweepConfig:
-    """The best faithful reading in the λ study (README): Section 3's rule with c = 0.0005 (no collapse)."""
+    """The best faithful reading in the λ study (docs/results.md): Section 3's rule with c = 0.0005 (no collapse)."""
     return reading("c0.0005", **overrides)
 
 

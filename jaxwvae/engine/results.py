@@ -20,7 +20,7 @@ applied in this order:
 Everything else is kept. Reports show their tables with and without the excluded runs.
 
 A very negative T (σ well below 1: Appendix B's "ELBO_W above log P(x)") is
-not a reason: the λ study (README, "The λ study") measured T ≈ −55 … −71 per
+not a reason: the λ study (docs/results.md, "The λ study") measured T ≈ −55 … −71 per
 image for every ELBO_W run with λ ≲ 3, with train/test reconstruction gaps of
 at most 2.2 % and the best FIDs of all ELBO_W readings, and WAE-MMD does not
 penalise σ at all; an earlier criterion, T < −m, excluded exactly those runs.
@@ -163,7 +163,7 @@ def notes(config, outcome: dict) -> list[str]:
                   else "--preset paper_adaptive_slow (c = 0.0005) does not collapse on the paper's MNIST sweep"
                   if config.objective == "w" else "a smaller --lam weighs the matching term less")
         out.append(f"{collapsed} of {len(outcome['runs'])} replicas ended in posterior collapse (test KL < "
-                   f"{MIN_KL:g} nat): {advice}; see README.md, 'The λ study'")
+                   f"{MIN_KL:g} nat): {advice}; see docs/results.md, 'The λ study'")
     diverged = sum(1 for r in outcome["runs"] if r.get("diverged"))
     if diverged:
         out.append(f"{diverged} of {len(outcome['runs'])} replicas diverged (a non-finite loss or parameter) and "
