@@ -123,6 +123,8 @@ def test_the_fid_fitness_runs_through_the_command_line(data_dir, tmp_path):
      "cannot evolve"),
     (["--grid", "lam=1,2", "--pbt-every", "10", "--validation-size", "100", "--pbt-fitness", "fid"], "at least 500"),
     (["--grid", "lam=1,2", "--pbt-every", "10", "--validation-size", "100", "--pbt-fitness", "best"], "pbt-fitness"),
+    (["--grid", "lam=1,2", "--pbt-every", "10", "--validation-size", "100", "--train-size", "1000", "--epochs", "1"],
+     "no PBT round would happen"),
 ])
 def test_bad_pbt_flags_are_one_line_and_exit_2(extra, message, data_dir, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "experiments" / "sweep.py"), "--data-dir", str(data_dir),

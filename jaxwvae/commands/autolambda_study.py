@@ -4,8 +4,9 @@
     jaxwvae autolambda-study --seeds 2 --epochs 1 --train-size 2000 --test-size 500 --fid-samples 500 \\
         --feature-train-size 2000 --feature-epochs 1 --validation-size 500 --out /tmp/auto      # a smoke run
 
-Runs (or reads, or resumes) one sweep under --out whose grid points are the arms
-(jaxwvae.reports.autolambda.ARMS), pooled with each --pool folder's; picks the best fixed λ on
+Runs (or reads, or resumes) under --out, pooled with each --pool folder's: one sweep whose grid
+points are ELBO_W's arms (jaxwvae.reports.autolambda.ARMS), two PBT sweeps over its λ (--groups pbt)
+and ELBO_KL's and WAE-MMD's grids and PBT sweeps (--groups fair); picks every best fixed weight on
 the validation FID; writes autolambda.md, autolambda.json, autolambda_lambda.png and
 autolambda_fid.png.
 """
@@ -22,6 +23,9 @@ from jaxwvae.errors import UserError
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     cli.add_fid_flags(parser.add_argument_group("FID"))
+    parser.add_argument("--groups", type=cli.names, default=("w", "pbt", "fair"),
+                        help="which sweeps: w (ELBO_W's arms), pbt (PBT over ELBO_W's λ, fid and elbo fitness), "
+                             "fair (ELBO_KL and WAE-MMD tuned alike); default all")
     g = parser.add_argument_group("validation and model")
     for name in ("validation_size", "hidden", "latent_dim"):
         cli.add_field_flag(g, name)
@@ -32,8 +36,12 @@ def run(args: argparse.Namespace, common: dict, out: pathlib.Path) -> str:
 
     if common.pop("dataset", "mnist") != "mnist":
         raise UserError("the automatic-λ study runs on MNIST; drop --dataset")
+    unknown = sorted(set(args.groups) - set(autolambda.GROUPS))
+    if unknown or "w" not in args.groups:
+        raise UserError(f"--groups {','.join(args.groups)}: choose among {', '.join(autolambda.GROUPS)}, "
+                        "always with w (the reference arms)")
     report = autolambda.run(out, common, fid_samples=args.fid_samples, feature_recipe=cli.feature_recipe(args),
-                            pool=args.pool, progress=not args.no_progress)
+                            pool=args.pool, progress=not args.no_progress, groups=args.groups)
     return autolambda.markdown(report)
 
 

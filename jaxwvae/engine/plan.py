@@ -52,6 +52,10 @@ def make_plan(config: SweepConfig, n_train: int, n_devices: int) -> Plan:
         raise UserError(f"--batch-size {config.batch_size}: larger than the {n_train} training images; "
                         f"pass at most {n_train}")
     remainder = 0
+    total = steps_per_epoch * config.epochs
+    if config.pbt_every >= total:
+        raise UserError(f"--pbt-every {config.pbt_every}: the run has only {total} steps, so no PBT round "
+                        f"would happen (rounds come before the last step); pass at most {total - 1}")
     if config.pbt_every:  # every round falls at the end of a call
         chunk = largest_divisor_at_most(math.gcd(steps_per_epoch, config.pbt_every), cap)
     else:

@@ -51,62 +51,150 @@ ARMS = {
 AUTOMATIC = ("paper", "paper_slow", "pi", "geco")
 
 
+GROUPS = ("w", "pbt", "fair")
+DEFAULT_LAM = {"w": 1.0, "kl": 1.0, "wae": 10.0}  # the objectives' own weights (core.objectives)
+
+
+def _fields(common: dict) -> dict:
+    return {"validation_size": VALIDATION_SIZE, "pi_quantity": "kl",
+            **{k: v for k, v in common.items() if k not in ("dataset", "objective", "grid")}}
+
+
 def w_config(common: dict):
     """ELBO_W with every arm a grid point; ``common``'s fields (seeds, epochs, data, validation_size) on top."""
-    fields = {"validation_size": VALIDATION_SIZE, "pi_quantity": "kl",
-              **{k: v for k, v in common.items() if k not in ("dataset", "objective", "grid")}}
     points = tuple(tuple(point.items()) for _, point in ARMS.values())
-    return paper_mnist(objective="w", grid=points, **fields).resolved()
+    return paper_mnist(objective="w", grid=points, **_fields(common)).resolved()
 
 
-def run(out, common: dict, *, fid_samples: int = FID_SAMPLES, feature_recipe: dict | None = None, pool=(),
-        progress: bool = True) -> dict:
-    """Run (or read, or resume) the arms' sweep under ``out``; write ``autolambda.json``/``.md`` and pictures."""
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = w_config(common)
-    cell = cells.cell(config, out / "mnist_w_arms", [pathlib.Path(p) / "mnist_w_arms" for p in pool],
-                      progress=progress)
-    test_fid = cell.fids(FidScorer("mnist", config.data_dir, None, feature_recipe, fid_samples))
-    validation = ValidationFidScorer("mnist", config.data_dir, load_split(config, "validation"), feature_recipe)
-    validation_fid = cell.fids(validation)
-    n = len(cell.seeds)
-    steps = cell.summaries[0]["timing"]["steps"]
+def weights(objective: str) -> tuple[str, ...]:
+    """The fixed grid :data:`FIXED` scaled to the objective's default weight (WAE-MMD: 2.5 … 80)."""
+    return tuple(f"{float(v) * DEFAULT_LAM[objective]:g}" for v in FIXED)
 
-    def members(i: int) -> list[int]:
-        return list(range(i * n, (i + 1) * n))
 
-    arms = {}
-    for i, (name, (label, point)) in enumerate(ARMS.items()):
-        idx = members(i)
-        runs = [cell.runs[r] for r in idx]
-        arms[name] = {
-            "label": label, "point": point, "n": len(idx),
+def grid_config(objective: str, common: dict, *, pbt_fitness: str | None = None):
+    """``objective`` over its scaled fixed grid; with ``pbt_fitness``, PBT over it, one round per epoch."""
+    fields = _fields(common)
+    points = tuple((("lambda_rule", "fixed"), ("lam", v)) for v in weights(objective))
+    config = paper_mnist(objective=objective, grid=points, **fields).resolved()
+    if pbt_fitness is None:
+        return config
+    n_train = (config.train_size or 60_000 - config.validation_size)
+    per_epoch = n_train // config.batch_size
+    return paper_mnist(objective=objective, grid=points, pbt_every=per_epoch, pbt_fitness=pbt_fitness,
+                       **fields).resolved()
+
+
+def _arm(label: str, cell, idx: list[int], test_fid, validation_fid, steps: int) -> dict:
+    runs = [cell.runs[r] for r in idx]
+    return {"label": label, "n": len(idx),
             "test_fid": stats.summary([test_fid[r] for r in idx]),
             "validation_fid": stats.summary([validation_fid[r] for r in idx]),
             "collapsed": stats.proportion(sum(r["kl"] < MIN_KL for r in runs), len(runs)),
             "lam_final": stats.summary([r["lam_final"] for r in runs]),
             "kl": stats.summary([r["kl"] for r in runs]), "rec": stats.summary([r["rec"] for r in runs]),
             "replica_steps": len(idx) * steps,
-            "test_fid_per_seed": {str(r["seed"]): test_fid[j] for r, j in zip(runs, idx)},
-        }
-    fixed = [f"fixed{v}" for v in FIXED]
-    finite = [a for a in fixed if arms[a]["validation_fid"]["mean"] is not None]
-    best = min(finite, key=lambda a: arms[a]["validation_fid"]["mean"]) if finite else None
-    tests = []
-    for name in AUTOMATIC:
-        for reference in dict.fromkeys(["fixed1", best]):
-            if reference is None:
-                continue
-            tests.append({"arm": name, "reference": reference,
-                          "claim": f"{arms[name]['label']} < {arms[reference]['label']}",
-                          **stats.compare(list(arms[name]["test_fid_per_seed"].values()),
-                                          list(arms[reference]["test_fid_per_seed"].values()), alternative="less")})
+            "test_fid_per_seed": {str(r["seed"]): test_fid[j] for r, j in zip(runs, idx)}}
+
+
+def _test(a: dict, b: dict, **keys) -> dict:
+    """One-sided "a's test FID < b's" on the per-seed FIDs."""
+    return {**keys, "claim": f"{a['label']} < {b['label']}",
+            **stats.compare(list(a["test_fid_per_seed"].values()), list(b["test_fid_per_seed"].values()),
+                            alternative="less")}
+
+
+def _best(arms: dict, names) -> str | None:
+    finite = [a for a in names if arms[a]["validation_fid"]["mean"] is not None]
+    return min(finite, key=lambda a: arms[a]["validation_fid"]["mean"]) if finite else None
+
+
+class _Scorers:
+    """The FID scorers a study's cells share: test FID, validation FID, and PBT's fid fitness."""
+
+    def __init__(self, config, fid_samples: int, feature_recipe):
+        self.validation_u8 = load_split(config, "validation")
+        self.test = FidScorer("mnist", config.data_dir, None, feature_recipe, fid_samples)
+        self.validation = ValidationFidScorer("mnist", config.data_dir, self.validation_u8, feature_recipe)
+        self.recipe = feature_recipe
+
+    def fitness(self, config):
+        from jaxwvae.evaluation import fid_fitness
+
+        return fid_fitness.for_run(config, self.validation_u8, self.recipe) if config.pbt_fitness == "fid" else None
+
+
+def run(out, common: dict, *, fid_samples: int = FID_SAMPLES, feature_recipe: dict | None = None, pool=(),
+        progress: bool = True, groups=GROUPS) -> dict:
+    """Run (or read, or resume) the study's sweeps under ``out``; write ``autolambda.json``/``.md``, pictures.
+
+    ``groups``: ``w`` (ELBO_W's arms, one sweep), ``pbt`` (PBT over ELBO_W's λ with the ``fid`` and the
+    ``elbo`` fitness, two sweeps), ``fair`` (ELBO_KL and WAE-MMD at their default weight, the best fixed
+    weight of the same grid scaled to it, and under PBT with the ``fid`` fitness: four sweeps).
+    """
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = w_config(common)
+    scorers = _Scorers(config, fid_samples, feature_recipe)
+
+    def sweep_cell(name, c):
+        return cells.cell(c, out / name, [pathlib.Path(p) / name for p in pool], progress=progress,
+                          fitness_fn=scorers.fitness(c))
+
+    def scored(c):
+        return c.fids(scorers.test), c.fids(scorers.validation), c.summaries[0]["timing"]["steps"]
+
+    cell = sweep_cell("mnist_w_arms", config)
+    test_fid, validation_fid, steps = scored(cell)
+    n = len(cell.seeds)
+
+    def members(i: int) -> list[int]:
+        return list(range(i * n, (i + 1) * n))
+
+    arms = {name: {**_arm(label, cell, members(i), test_fid, validation_fid, steps), "point": point}
+            for i, (name, (label, point)) in enumerate(ARMS.items())}
+    best = _best(arms, [f"fixed{v}" for v in FIXED])
+    tests = [_test(arms[name], arms[ref], arm=name, reference=ref)
+             for name in AUTOMATIC for ref in dict.fromkeys(["fixed1", best]) if ref is not None]
+    schedules = {}
+    if "pbt" in groups:
+        for fitness in ("fid", "elbo"):
+            c = sweep_cell(f"mnist_w_pbt_{fitness}", grid_config("w", common, pbt_fitness=fitness))
+            t, v, s = scored(c)
+            winners = c.pbt_winners()
+            name = f"pbt_{fitness}"
+            arms[name] = {**_arm(f"PBT over λ, {fitness} fitness", c, [w["replica"] for w in winners], t, v, s),
+                          "replica_steps": len(c.runs) * s, "point": {"pbt_fitness": fitness}}
+            schedules[name] = {"steps": winners[0]["schedule"]["steps"] if winners else [],
+                               "lam": [w["schedule"]["lam"] for w in winners]}
+            tests += [_test(arms[name], arms[ref], arm=name, reference=ref)
+                      for ref in dict.fromkeys(["fixed1", best]) if ref is not None]
+    fair = {}
+    if "fair" in groups:
+        w_best = {"default": arms["fixed1"], "best fixed": arms[best] if best else None,
+                  "PBT": arms.get("pbt_fid")}
+        for objective in ("kl", "wae"):
+            c = sweep_cell(f"mnist_{objective}_grid", grid_config(objective, common))
+            t, v, s = scored(c)
+            m = len(c.seeds)
+            label = {"kl": "ELBO_KL", "wae": "WAE-MMD"}[objective]
+            grid_arms = {lam: _arm(f"{label}, λ = {lam}", c, list(range(i * m, (i + 1) * m)), t, v, s)
+                         for i, lam in enumerate(weights(objective))}
+            chosen = _best(grid_arms, list(grid_arms))
+            pbt = sweep_cell(f"mnist_{objective}_pbt_fid", grid_config(objective, common, pbt_fitness="fid"))
+            t2, v2, s2 = scored(pbt)
+            winners = pbt.pbt_winners()
+            rows = {"default": grid_arms[weights(objective)[FIXED.index("1")]],
+                    "best fixed": grid_arms[chosen] if chosen else None,
+                    "PBT": {**_arm(f"{label}, PBT (fid fitness)", pbt, [w["replica"] for w in winners], t2, v2, s2),
+                            "replica_steps": len(pbt.runs) * s2}}
+            fair[objective] = {"grid": grid_arms, "best": chosen, "rows": rows,
+                               "tests": [_test(w_best[k], row, setting=k) for k, row in rows.items()
+                                         if row is not None and w_best[k] is not None]}
     report = {"dataset": "mnist", "seeds": list(cell.seeds), "epochs": config.epochs,
               "validation_size": config.validation_size, "fid_samples": fid_samples,
-              "features": validation.name.removeprefix("validation-"), "device": cell.device,
+              "features": scorers.test.name, "device": cell.device,
               "train_s": cell.train_s, "arms": arms, "best_fixed": best, "tests": tests,
-              "runs": [str(f) for f in cell.folders]}
+              "pbt_schedules": schedules, "fair": fair, "runs": [str(f) for f in cell.folders]}
     history = cell.history()
     report["pictures"] = history is not None
     rundir.write_json(out / "autolambda.json", report)
@@ -136,6 +224,20 @@ def markdown(report: dict) -> str:
     for t in report["tests"]:
         lines.append(f"| {t['claim']} | {t['n_a']}, {t['n_b']} | {stats.format_test(t['welch'])} | "
                      f"{stats.format_test(t['mann_whitney'])} |")
+    if report.get("fair"):
+        lines += ["", "Table 1 with every objective's weight tuned alike: test FID at the default weight, at the "
+                  "best fixed weight of the same grid scaled to the default (chosen on validation FID), and "
+                  "under PBT (fid fitness); ELBO_W's arm of the same setting tested one-sided against each.", "",
+                  "| objective | setting | test FID | collapsed | compute | ELBO_W < it: Welch p, MWU p |",
+                  "|---|---|---|---|---|---|"]
+        for objective, f in report["fair"].items():
+            tests = {t["setting"]: t for t in f["tests"]}
+            for setting, row in f["rows"].items():
+                if row is None:
+                    continue
+                test = stats.format_comparison(tests[setting]) if setting in tests else "–"
+                lines.append(f"| {objective} | {row['label']} ({setting}) | {stats.format_summary(row['test_fid'])} | "
+                             f"{stats.format_proportion(row['collapsed'])} | {row['replica_steps']:,} | {test} |")
     return "\n".join(lines) + "\n"
 
 
@@ -143,10 +245,14 @@ def write_pictures(out: pathlib.Path, report: dict, history: dict, members) -> N
     """``autolambda_lambda.png`` (median λ of each arm against the step) and ``autolambda_fid.png``."""
     plt = plots._pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    for i, (name, arm) in enumerate(report["arms"].items()):
+    for i, name in enumerate(ARMS):  # the grid points of the arms' sweep, whose history this is
         if name.startswith("fixed") and name != "fixed1":
             continue
-        ax.plot(np.nanmedian(history["lam"][members(i)], axis=0), label=arm["label"], linewidth=1.2)
+        ax.plot(np.nanmedian(history["lam"][members(i)], axis=0), label=report["arms"][name]["label"], linewidth=1.2)
+    for name, schedule in report.get("pbt_schedules", {}).items():
+        if schedule["lam"]:
+            ax.step(schedule["steps"], np.nanmedian(np.asarray(schedule["lam"], float), axis=0), where="post",
+                    label=f"{report['arms'][name]['label']} (winners' inherited λ)", linewidth=1.2)
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set(xlabel="training step", ylabel="λ (median over seeds)", title="λ of each automatic rule, and λ = 1")
     ax.legend(fontsize=7, loc="best")

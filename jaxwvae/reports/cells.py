@@ -47,15 +47,17 @@ def identity(config: SweepConfig) -> dict:
     return {k: v for k, v in fields.items() if k not in ("seeds", *RUNTIME_FIELDS)}
 
 
-def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True) -> dict:
-    """Results of the sweep in ``out``: read if finished, resumed if killed, trained if absent."""
+def run_variant(config: SweepConfig, out: pathlib.Path, *, progress: bool = True, fitness_fn=None) -> dict:
+    """Results of the sweep in ``out``: read if finished, resumed if killed, trained if absent.
+
+    ``fitness_fn``: a PBT run's ``fid`` fitness (:func:`jaxwvae.engine.sweep.run`)."""
     from jaxwvae.engine import sweep
 
     if (out / rundir.CONFIG).exists():
         saved = SweepConfig.from_json(rundir.read_json(out / rundir.CONFIG)["config"])
         config = dataclasses.replace(config, **{f: getattr(saved, f) for f in RUNTIME_FIELDS})
-        return sweep.run(config, out, resume=True, progress=progress)
-    return sweep.run(config, out, progress=progress)
+        return sweep.run(config, out, resume=True, progress=progress, fitness_fn=fitness_fn)
+    return sweep.run(config, out, progress=progress, fitness_fn=fitness_fn)
 
 
 def machine() -> str:
@@ -119,6 +121,8 @@ def summarise(run_dir) -> dict:
         "table_command": list(sys.argv), "machine": machine(), "device": results.get("device"),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "timing": results.get("timing"), "fid": _fid_caches(run_dir), "replicas": replicas,
+        "pbt_winners": [{k: w[k] for k in ("population", "replica", "final_fitness", "schedule")}
+                        for w in results.get("pbt", {}).get("winners", [])],
     }
     old = read_summary(run_dir)
     if old is not None and {k: v for k, v in old.items() if k not in ("date", "table_command")} == {
@@ -200,6 +204,15 @@ class Cell:
             per_folder.append(values)
         return [rundir.number(per_folder[f][i]) for f, i in self.where]
 
+    def pbt_winners(self) -> list[dict]:
+        """Each population's winner (a PBT run's, :func:`jaxwvae.engine.pbt_records.winners`), its
+        ``replica`` an index into :attr:`runs`, in the order of the cell's seeds."""
+        out = []
+        for f, summary in enumerate(self.summaries):
+            for w in summary.get("pbt_winners", []):
+                out.append({**w, "replica": self.where.index((f, w["replica"]))})
+        return out
+
     def has_parameters(self, r: int) -> bool:
         return (self.folders[self.where[r][0]] / rundir.CHECKPOINTS).exists()
 
@@ -237,7 +250,8 @@ def _check_pool(first: SweepConfig, other: SweepConfig, where: pathlib.Path) -> 
                         "the same command with other --seed-list")
 
 
-def _folder(run_dir: pathlib.Path, config: SweepConfig | None, progress: bool) -> tuple[SweepConfig, dict]:
+def _folder(run_dir: pathlib.Path, config: SweepConfig | None, progress: bool,
+            fitness_fn=None) -> tuple[SweepConfig, dict]:
     """``(config, summary)`` of one folder: trained, resumed or read when ``config`` is given, else read only."""
     summary = read_summary(run_dir)
     whole = (run_dir / rundir.CHECKPOINTS).exists() or (run_dir / rundir.RESULTS).exists()
@@ -250,20 +264,22 @@ def _folder(run_dir: pathlib.Path, config: SweepConfig | None, progress: bool) -
                                 f"{list(config.seeds)}: pass --seed-list {','.join(map(str, saved.seeds))}")
         return saved, summary
     if config is not None:
-        run_variant(config, run_dir, progress=progress)
+        run_variant(config, run_dir, progress=progress, fitness_fn=fitness_fn)
     elif not (run_dir / rundir.CONFIG).exists():
         raise UserError(f"--pool: {run_dir} holds neither a run nor a {SUMMARY}")
     summary = summarise(run_dir)
     return SweepConfig.from_json(summary["config"]), summary
 
 
-def cell(config: SweepConfig, run_dir, pools=(), *, progress: bool = True) -> Cell:
+def cell(config: SweepConfig, run_dir, pools=(), *, progress: bool = True, fitness_fn=None) -> Cell:
     """The cell ``run_dir`` (trained, resumed or read for ``config``) pooled with ``pools`` (read only).
+
+    ``fitness_fn``: the ``fid`` fitness of a PBT sweep, if it is trained here.
 
     Refuses, in one line, a pooled sweep that differs in more than the seeds and a seed in two folders.
     """
     folders = [pathlib.Path(run_dir), *map(pathlib.Path, pools)]
-    first, summary = _folder(folders[0], config, progress)
+    first, summary = _folder(folders[0], config, progress, fitness_fn)
     configs, summaries = [first], [summary]
     for folder in folders[1:]:
         other, summary = _folder(folder, None, progress)
