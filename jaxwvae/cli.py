@@ -112,7 +112,7 @@ def add_field_flag(group, name: str, **overrides) -> None:
     """``--field-name`` for config field ``name``, typed by its annotation; not given: absent from the args.
 
     A field that names a registry entry lists its choices in the usage; the config checks the value
-    (:meth:`SweepConfig.validate`), so the message is the same for a flag, a grid and a saved config.
+    (:meth:`~jaxwvae.config.SweepConfig.validate`), so the message is the same for a flag, a grid and a saved config.
     """
     f = _FIELDS[name]
     kwargs = {"default": argparse.SUPPRESS, "help": field_help(name)}

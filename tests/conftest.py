@@ -1,12 +1,23 @@
-"""Shared fixtures. Tests run on CPU with JAX's optimisations mostly off (fast compiles)."""
+"""Shared fixtures and helpers. Tests run on CPU with JAX's optimisations mostly off (fast compiles).
 
+A test file imports the helpers it shares with others from here (``from tests.conftest import small``),
+never from another test file.
+"""
+
+import json
 import os
 import pathlib
+import signal
+import subprocess
+import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from jaxwvae import config as config_lib  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_disable_most_optimizations", True)
@@ -34,3 +45,73 @@ def data_dir() -> pathlib.Path:
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+# A sweep in the test process (sweep.run, the engine's chunks)
+
+
+def small(data_dir, **changes):
+    """2,000 training images, 500 test images, a narrow model: a few seconds on CPU."""
+    base = dict(seeds=(0, 1), epochs=1, train_size=2000, test_size=500, hidden=(64, 32), latent_dim=8,
+                steps_per_call=5, checkpoint_every=0, data_dir=str(data_dir))
+    base.update(changes)
+    return config_lib.SweepConfig(**base)
+
+
+def load(out):
+    """A finished run's ``(results.json, history.npz)``."""
+    results = json.loads((out / "results.json").read_text())
+    with np.load(out / "history.npz") as h:
+        history = {k: h[k] for k in h.files}
+    return results, history
+
+
+# A real experiments/sweep.py process
+
+
+def sweep_command(data_dir, out, *extra, epochs: int = 3):
+    """A small real sweep: 2 seeds, 1,000 images, a narrow model, a checkpoint every 5 steps."""
+    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", "2", "--data-dir", str(data_dir),
+            "--out", str(out), "--train-size", "1000", "--test-size", "500", "--epochs", str(epochs),
+            "--hidden", "32,16", "--latent-dim", "4", "--steps-per-call", "5", "--checkpoint-every", "5",
+            "--no-progress", *extra]
+
+
+def resume_command(out):
+    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--resume", "--out", str(out), "--no-progress"]
+
+
+def run_to_end(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def start(cmd):
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def checkpoints(out) -> list[int]:
+    folder = out / "checkpoints"
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+
+
+def kill(proc):
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def outputs(out):
+    """:func:`load` less the timing."""
+    results, history = load(out)
+    results.pop("timing")  # wall-clock seconds: the only field allowed to differ
+    return results, history
+
+
+def assert_same_run(a, b):
+    results_a, history_a = outputs(a)
+    results_b, history_b = outputs(b)
+    assert results_a == results_b
+    assert history_a.keys() == history_b.keys()
+    for name in history_a:
+        np.testing.assert_array_equal(history_a[name], history_b[name], err_msg=name)

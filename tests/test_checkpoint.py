@@ -17,7 +17,7 @@ from jaxwvae.engine.program import Program
 from jaxwvae.errors import UserError
 from jaxwvae.evaluation import generate
 from jaxwvae.runs import checkpoint, rundir
-from tests.test_sweep import small
+from tests.conftest import small
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from jaxwvae.engine.plan import make_plan
 from jaxwvae.engine.program import Program
 from jaxwvae.errors import ConfigError
 from jaxwvae.replica import train
-from tests.test_sweep import load, small
+from tests.conftest import load, small
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 

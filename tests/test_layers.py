@@ -7,7 +7,8 @@
 (processes, meshes, memory figures) imports only ``errors``; ``forecast`` (λ on the host, the reference
 forecaster) only what is below ``config``. evaluation never imports training (replica, forecast, engine);
 ``core`` imports nothing of the package but itself and ``losses``. A module imports a name from the module
-that defines it: no re-exports across modules.
+that defines it: no re-exports across modules. No test file imports another: the helpers they share live
+in ``tests/conftest.py``.
 """
 
 import ast
@@ -140,3 +141,28 @@ def test_the_re_export_check_can_fail(tmp_path):
         assert reexported(probe) == ["jaxwvae.core.names.OBJECTIVES"]
     finally:
         probe.unlink()
+
+
+TESTS = pathlib.Path(__file__).parent
+
+
+def imported_test_files(source: str) -> list[str]:
+    """The test files (``tests/test_*.py``) a test file's ``source`` imports; shared helpers live in conftest."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if node.module == "tests" else [])
+        out += [n for n in names if n.removeprefix("tests.").startswith("test_")]
+    return out
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
+def test_no_test_file_imports_another(path):
+    assert imported_test_files(path.read_text()) == [], f"tests/{path.name}: import shared helpers from tests.conftest"
+
+
+def test_the_test_import_check_can_fail():
+    source = ("from tests.test_sweep import small\nimport tests.test_resume\nfrom tests import test_grid\n"
+              "from test_cli import x\nfrom tests.conftest import load\n")
+    assert imported_test_files(source) == ["tests.test_sweep", "tests.test_resume", "tests.test_grid", "test_cli"]

@@ -14,7 +14,7 @@ from jaxwvae.engine.plan import load_split, make_plan
 from jaxwvae.engine.population import Population
 from jaxwvae.engine.program import Program
 from jaxwvae.replica.state import hyperparameter
-from tests.test_resume import REPO, assert_same_run, checkpoints, kill, resume_command, run_to_end, start
+from tests.conftest import REPO, assert_same_run, checkpoints, kill, resume_command, run_to_end, start
 
 GRID = ((("lam", "0.5"),), (("lam", "1"),), (("lam", "2"),), (("lam", "4"),))
 

@@ -6,71 +6,16 @@ a checkpoint every 5 steps. Kills wait for an observable event (a checkpoint fol
 renames it into place only when complete), polled every 20 ms, never for a fixed time.
 """
 
-import json
-import os
-import pathlib
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import time
 
-import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import assert_same_run, checkpoints, kill, resume_command, run_to_end, start, sweep_command
 
 pytestmark = pytest.mark.slow  # real sweep.py processes, killed and resumed to the end
-
-
-def command(data_dir, out, *extra, epochs: int = 3):
-    """A small real sweep: 2 seeds, 1,000 images, a narrow model, a checkpoint every 5 steps."""
-    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", "2", "--data-dir", str(data_dir),
-            "--out", str(out), "--train-size", "1000", "--test-size", "500", "--epochs", str(epochs),
-            "--hidden", "32,16", "--latent-dim", "4", "--steps-per-call", "5", "--checkpoint-every", "5",
-            "--no-progress", *extra]
-
-
-def resume_command(out):
-    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--resume", "--out", str(out), "--no-progress"]
-
-
-def run_to_end(cmd):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def start(cmd):
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def checkpoints(out) -> list[int]:
-    folder = out / "checkpoints"
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
-
-
-def kill(proc):
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def outputs(out):
-    results = json.loads((out / "results.json").read_text())
-    results.pop("timing")  # wall-clock seconds: the only field allowed to differ
-    with np.load(out / "history.npz") as h:
-        history = {k: h[k] for k in h.files}
-    return results, history
-
-
-def assert_same_run(a, b):
-    results_a, history_a = outputs(a)
-    results_b, history_b = outputs(b)
-    assert results_a == results_b
-    assert history_a.keys() == history_b.keys()
-    for name in history_a:
-        np.testing.assert_array_equal(history_a[name], history_b[name], err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +26,7 @@ def reference(data_dir, tmp_path_factory):
     def get(forecaster):
         if forecaster not in done:
             out = tmp_path_factory.mktemp(f"uninterrupted-{forecaster}")
-            run_to_end(command(data_dir, out, "--forecaster", forecaster))
+            run_to_end(sweep_command(data_dir, out, "--forecaster", forecaster))
             done[forecaster] = out
         return done[forecaster]
 
@@ -96,7 +41,7 @@ def test_kill_and_resume_equals_uninterrupted(reference, forecaster, after_step,
     # checkpoint of that step is on disk.
     ref, extra = reference(forecaster), ["--forecaster", forecaster]
     out = tmp_path / "run"
-    proc = start(command(data_dir, out, *extra))
+    proc = start(sweep_command(data_dir, out, *extra))
     deadline = time.time() + 300
 
     def reached():
@@ -128,7 +73,7 @@ def test_repeated_random_kills(reference, data_dir, tmp_path):
     ref, extra = reference("device"), ["--forecaster", "device"]
     out = tmp_path / "run"
     rng = random.Random(1234)
-    fresh = command(data_dir, out, *extra)
+    fresh = sweep_command(data_dir, out, *extra)
     resume = resume_command(out)
     kills = 0
     deadline = time.time() + 600
@@ -222,5 +167,5 @@ def test_no_readable_checkpoint_says_so_and_how_to_start_again(reference, tmp_pa
 
 def test_same_command_twice_gives_identical_results(reference, data_dir, tmp_path):
     ref, extra = reference("device"), ["--forecaster", "device"]
-    run_to_end(command(data_dir, tmp_path / "again", *extra))
+    run_to_end(sweep_command(data_dir, tmp_path / "again", *extra))
     assert_same_run(ref, tmp_path / "again")

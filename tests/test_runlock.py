@@ -11,8 +11,7 @@ import pytest
 
 from jaxwvae.errors import UserError
 from jaxwvae.runs import runlock
-from tests.test_resume import command as sweep_command
-from tests.test_resume import resume_command
+from tests.conftest import resume_command, sweep_command
 
 
 def command(data_dir, out, *extra):

@@ -1,35 +1,18 @@
 """The sweep engine: outputs, replica = solo, one compile, the λ recursion in the file, host = device."""
 
-import json
-
 import jax
 import numpy as np
 import pytest
 
-from jaxwvae import config as config_lib
 from jaxwvae.core import lambda_rule
 from jaxwvae.devices.distributed import to_host
 from jaxwvae.engine import sweep
 from jaxwvae.engine.plan import load_split, make_plan
 from jaxwvae.engine.program import Program
 from jaxwvae.replica import train
+from tests.conftest import load, small
 
 pytestmark = pytest.mark.slow  # each test trains a sweep (sweep.run end to end, or the engine's chunks)
-
-
-def small(data_dir, **changes):
-    """2,000 training images, 500 test images, a narrow model: a few seconds on CPU."""
-    base = dict(seeds=(0, 1), epochs=1, train_size=2000, test_size=500, hidden=(64, 32), latent_dim=8,
-                steps_per_call=5, checkpoint_every=0, data_dir=str(data_dir))
-    base.update(changes)
-    return config_lib.SweepConfig(**base)
-
-
-def load(out):
-    results = json.loads((out / "results.json").read_text())
-    with np.load(out / "history.npz") as h:
-        history = {k: h[k] for k in h.files}
-    return results, history
 
 
 @pytest.fixture(scope="module")
