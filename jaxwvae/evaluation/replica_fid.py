@@ -95,11 +95,12 @@ class ValidationFidScorer:
     on the same features as :class:`FidScorer`: what a table selects on, never the test set. Cached in the
     run folder like :func:`replica_fids` (``fid_validation-<features>.json``)."""
 
-    def __init__(self, dataset: str, data_dir, validation_u8, feature_recipe: dict | None = None):
+    def __init__(self, dataset: str, data_dir, n: int, load_validation, feature_recipe: dict | None = None):
+        """``load_validation() -> uint8 [n, ...]``: the validation images, loaded when first needed."""
         self.dataset, self.data_dir, self.feature_recipe = dataset, data_dir, feature_recipe
-        self.validation_u8 = validation_u8
+        self.load_validation = load_validation
         self.name = "validation-" + feature_name(None, feature_recipe)
-        self.n = len(validation_u8)
+        self.n = n
 
     def __call__(self, run_dir: pathlib.Path) -> list[float]:
         from jaxwvae.evaluation import fid_fitness
@@ -110,6 +111,6 @@ class ValidationFidScorer:
         _, fn = feature_function(self.dataset, self.data_dir, None, self.feature_recipe)
         config, model, params = generate.load_run(run_dir)
         seeds = grid.replica_seeds(config)
-        values = fid_fitness.validation_fid(model, self.validation_u8, fn)(params, seeds).tolist()
+        values = fid_fitness.validation_fid(model, self.load_validation(), fn)(params, seeds).tolist()
         rundir.write_json(cache, {"n": self.n, "features": self.name, "seeds": seeds, "fid": values})
         return values

@@ -23,6 +23,7 @@ the best fixed λ (Welch's t and Mann–Whitney U, :func:`jaxwvae.reports.stats.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import numpy as np
@@ -112,15 +113,30 @@ class _Scorers:
     """The FID scorers a study's cells share: test FID, validation FID, and PBT's fid fitness."""
 
     def __init__(self, config, fid_samples: int, feature_recipe):
-        self.validation_u8 = load_split(config, "validation")
+        self.config, self.recipe = config, feature_recipe
         self.test = FidScorer("mnist", config.data_dir, None, feature_recipe, fid_samples)
-        self.validation = ValidationFidScorer("mnist", config.data_dir, self.validation_u8, feature_recipe)
-        self.recipe = feature_recipe
+        self.validation = ValidationFidScorer("mnist", config.data_dir, config.validation_size, self.validation_u8,
+                                              feature_recipe)
+
+    @functools.cache  # noqa: B019 (one instance per study run)
+    def validation_u8(self):
+        """The validation images, loaded when a FID or a fitness first needs them (never for summaries)."""
+        return load_split(self.config, "validation")
 
     def fitness(self, config):
+        """The ``fid`` fitness of a PBT sweep, built only when the sweep is trained here."""
         from jaxwvae.evaluation import fid_fitness
 
-        return fid_fitness.for_run(config, self.validation_u8, self.recipe) if config.pbt_fitness == "fid" else None
+        if config.pbt_fitness != "fid":
+            return None
+        built = []
+
+        def fitness(params, seeds):
+            if not built:  # the feature CNN and the validation statistics, once, at the first round
+                built.append(fid_fitness.for_run(config, self.validation_u8(), self.recipe))
+            return built[0](params, seeds)
+
+        return fitness
 
 
 def run(out, common: dict, *, fid_samples: int = FID_SAMPLES, feature_recipe: dict | None = None, pool=(),
