@@ -90,11 +90,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one_process(single, data_dir, tmp_path):
-    out = tmp_path / "two"
+def run_two_processes(cmd):
+    """``cmd`` as processes 0 and 1 of a JAX distributed run on 127.0.0.1, one CPU device each."""
     port = free_port()
-    procs = [subprocess.Popen(command(data_dir, out, 3, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                                      "--process-id", str(k)),
+    procs = [subprocess.Popen([*cmd, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                               "--process-id", str(k)],
                               env=env_with_devices(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k in range(2)]
     try:
@@ -106,6 +106,11 @@ def test_two_processes_equal_one_process(single, data_dir, tmp_path):
                 p.communicate()
     for p, err in zip(procs, errors):
         assert p.returncode == 0, err[-3000:]
+
+
+def test_two_processes_equal_one_process(single, data_dir, tmp_path):
+    out = tmp_path / "two"
+    run_two_processes(command(data_dir, out, 3))
     results, _ = outputs(out)
     assert "over 2 processes" in results["device"]
     assert_same(single, out)

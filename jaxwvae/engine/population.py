@@ -85,7 +85,8 @@ class Population:
                         **({"choices": np.asarray(choices, np.float32)} if choices else {})}
         fn = jax.jit(lambda states, fitness, k: _round(
             states, fitness, k, seeds=jnp.asarray(config.seeds, jnp.int32), members=members, fields=fields,
-            specs=specs, fraction=config.pbt_fraction), donate_argnums=0)
+            specs=specs, fraction=config.pbt_fraction), donate_argnums=0,
+            out_shardings=program.sharded)  # as the calls take them: XLA alone would replicate the gather
         return cls(config, program, np.asarray(validation_u8), members, fields,
                    fitness_fn if config.pbt_fitness == "fid" else None, fn)
 
