@@ -61,13 +61,13 @@ def caught(pid: int) -> int:
     raise AssertionError("no SigCgt line")
 
 
-def start_and_wait_for_training(cmd):
-    """Start the sweep and return once it prints its first progress line (a chunk has run)."""
+def start_and_wait_for_training(cmd, total: int = TOTAL):
+    """Start the sweep of ``total`` steps and return once it prints its first progress line (a chunk has run)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if re.search(rf"\] [1-9]\d*/{TOTAL} steps", line):
+        if re.search(rf"\] [1-9]\d*/{total} steps", line):
             return proc, seen
     proc.wait()
     raise AssertionError(f"the run ended before training started: {''.join(seen)}")
