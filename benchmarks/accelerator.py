@@ -20,6 +20,9 @@ peers         ``peers.measure``: (a)-(e') at 30 seeds ((a) extrapolated, see pee
               where torch is missing.
 lambda_rules  ``lambda_speed.measure``: fixed, device, host and statsmodels λ rules end to end.
 lean_step     ``lean_step.measure``: the library's step against a bare vmapped one (bytes, FLOPs, time).
+pbt           ``pbt_round.measure``: one PBT round, the ``elbo`` and the ``fid`` fitness on the validation
+              images, and a chunk of training, at 30 populations x 8 members; each as a share of an
+              epoch (an epoch EXTRAPOLATED from the chunk, as pbt_round.py does).
 memory        XLA's bytes of the compiled chunk per seed count (``Program.bytes_per_device``), the
               device's peak bytes in use and limit (None on the CPU, which reports none), and the
               seed count where the compiled bytes, linear in the seeds, would reach the limit
@@ -51,6 +54,7 @@ import common  # noqa: E402
 import jax  # noqa: E402
 import lambda_speed  # noqa: E402
 import lean_step  # noqa: E402
+import pbt_round  # noqa: E402
 import peers  # noqa: E402
 import scaling  # noqa: E402
 
@@ -85,6 +89,12 @@ class Settings:
     lean_steps: int = 20
     lean_repeats: int = 5
     matmul_n: int = 2048
+    pbt_populations: int = 30
+    pbt_members: int = 8
+    pbt_chunk: int = 10  # training steps per timed call, and between rounds
+    pbt_validation_size: int = 1000  # the fitness's images (and the fid's samples per replica)
+    pbt_repeats: int = 3
+    pbt_feature_recipe: tuple = ()  # the fid's feature CNN, as (name, value) pairs; (): Table 1's
     torch_threads: int | None = None  # torch.set_num_threads for the PyTorch peers; None: torch's default
     hidden: tuple[int, ...] = (512, 256)  # the paper's model
     latent_dim: int = 20
@@ -98,14 +108,16 @@ FULL = Settings()
 QUICK = Settings(seeds_list=(1, 2), steps=2, repeats=1, train_size=200, peer_seeds=2, paper_steps=2,
                  lambda_seeds=2, lambda_steps=4, refit_every=2, lambda_test_size=400, lambda_workers=1,
                  fit_repeats=1, lean_seeds=2, lean_steps=2, lean_repeats=1, matmul_n=256, torch_threads=1,
-                 hidden=(32,), latent_dim=4)
+                 pbt_populations=2, pbt_members=2, pbt_chunk=2, pbt_validation_size=500, pbt_repeats=1,
+                 pbt_feature_recipe=(("train_size", 1000), ("epochs", 1)), hidden=(32,), latent_dim=4)
 # Quick: a smaller model, which compiles faster. λ rules: 4 steps, so that statsmodels (warm-up: 3
 # values for ARIMA(1, 1, 0)) fits at least once; a test split as large as the 400 training images, so
 # both evaluations compile one program; one statsmodels process (each starts by importing statsmodels)
-# and one torch thread: little CPU taken from whatever else runs.
+# and one torch thread: little CPU taken from whatever else runs. PBT: the fid fitness's minimum of 500
+# validation images, and a feature CNN of one epoch on 1,000 images.
 
 # Each section's share of the budget: what one leaves goes on to the next.
-WEIGHTS = {"scaling": 0.40, "peers": 0.25, "lambda_rules": 0.20, "lean_step": 0.12, "memory": 0.03}
+WEIGHTS = {"scaling": 0.40, "peers": 0.25, "lambda_rules": 0.20, "lean_step": 0.12, "pbt": 0.08, "memory": 0.03}
 
 
 def out_of_memory(error: Exception) -> bool:
@@ -196,6 +208,18 @@ def run_lean_step(settings: Settings, data_dir, deadline: float, log) -> dict:
     return out
 
 
+def run_pbt(settings: Settings, data_dir, deadline: float, log) -> dict:
+    out = pbt_round.measure(populations=settings.pbt_populations, members=settings.pbt_members,
+                            chunk=settings.pbt_chunk, validation_size=settings.pbt_validation_size,
+                            repeats=settings.pbt_repeats, data_dir=data_dir, fid=True,
+                            feature_recipe=dict(settings.pbt_feature_recipe) or None,
+                            train_size=settings.train_size, **settings.model)
+    ms = out["ms"]
+    log(f"  pbt: {out['replicas']} replicas, round {ms['round']:.1f} ms, elbo fitness {ms['elbo_fitness']:.1f} ms, "
+        f"fid fitness {ms['fid_fitness']:.1f} ms, epoch {ms['epoch'] / 1e3:.1f} s (extrapolated)")
+    return {**out, "epoch_extrapolated": True}
+
+
 def run_memory(scaling_section: dict) -> dict:
     """Memory per seed count from the scaling rows, and the device's own figures now (after every section)."""
     rows = [{"seeds": r["seeds"], "replica_loop": r["replica_loop"], "compiled_bytes": r["compiled_bytes"],
@@ -229,7 +253,7 @@ def run_memory(scaling_section: dict) -> dict:
 
 
 SECTIONS = {"scaling": run_scaling, "peers": run_peers, "lambda_rules": run_lambda_rules,
-            "lean_step": run_lean_step, "memory": None}
+            "lean_step": run_lean_step, "pbt": run_pbt, "memory": None}
 
 
 def run_all(settings: Settings, *, budget_s: float, data_dir=None, only=tuple(SECTIONS), log=print) -> dict:

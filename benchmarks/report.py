@@ -3,7 +3,7 @@
     python report.py results/accelerator-gpu-2026-12-01.json results/accelerator-cpu-2026-12-01.json
     python report.py results/*.json --out tables.md
 
-One markdown section per table (scaling, peers, λ rules, lean step, memory); under it one table
+One markdown section per table (scaling, peers, λ rules, lean step, PBT, memory); under it one table
 per JSON file, headed by the machine and date it was measured on. Every ratio is computed here
 from numbers of the same file (the same run); a value the run did not measure shows
 "not measured", with the run's reason where it gave one. Reads JSON only: no JAX, no device.
@@ -175,6 +175,25 @@ def lean_table(s: dict) -> list[str]:
     return lines
 
 
+def pbt_table(s: dict) -> list[str]:
+    ms = s.get("ms", {})
+    epoch = ms.get("epoch")
+
+    def share(v):
+        return num(100 * v / epoch, 2) if measured(v) and measured(epoch) else MISSING
+
+    rows = [[name, num(ms.get(key)), share(ms.get(key))] for name, key in
+            (("round (select, gather, perturb)", "round"), ("elbo fitness", "elbo_fitness"),
+             ("fid fitness", "fid_fitness"))]
+    rows.append([f"{s.get('chunk', '?')} training steps", num(ms.get("chunk")), share(ms.get("chunk"))])
+    lines = table(["PBT", "ms", "% of an epoch"], rows)
+    lines.append("")
+    lines.append(f"{s.get('populations', '?')} populations x {s.get('members', '?')} members, {model_text(s)}, "
+                 f"{s.get('validation_size', '?')} validation images (and fid samples per replica); an epoch of "
+                 f"{s.get('steps_per_epoch', '?')} steps EXTRAPOLATED from the chunk: {num(epoch)} ms.")
+    return lines
+
+
 def memory_table(s: dict) -> list[str]:
     rows = [[str(r["seeds"]), r.get("replica_loop", MISSING), mib(r.get("compiled_bytes")),
              mib(r.get("peak_bytes_in_use"))] for r in s.get("rows", [])]
@@ -200,6 +219,7 @@ def memory_table(s: dict) -> list[str]:
 TABLES = {"scaling": ("Scaling over seeds", scaling_table), "peers": ("Peers", peers_table),
           "lambda_rules": ("What the λ rules cost", lambda_table),
           "lean_step": ("The library's step against a bare one", lean_table),
+          "pbt": ("What population-based training costs", pbt_table),
           "memory": ("Memory", memory_table)}
 
 

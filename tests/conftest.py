@@ -7,7 +7,9 @@ never from another test file.
 import json
 import os
 import pathlib
+import re
 import signal
+import socket
 import subprocess
 import sys
 
@@ -115,3 +117,52 @@ def assert_same_run(a, b):
     assert history_a.keys() == history_b.keys()
     for name in history_a:
         np.testing.assert_array_equal(history_a[name], history_b[name], err_msg=name)
+
+
+def start_and_wait_for_training(cmd, total: int):
+    """Start the sweep of ``total`` steps and return once it prints its first progress line (a chunk has run)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if re.search(rf"\] [1-9]\d*/{total} steps", line):
+            return proc, seen
+    proc.wait()
+    raise AssertionError(f"the run ended before training started: {''.join(seen)}")
+
+
+# several (faked) devices and real processes: tests/test_scale.py, tests/test_pbt_scale.py
+def env_with_devices(n: int) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}".strip()
+    return env
+
+
+def run_ok(cmd, env):
+    """Run ``cmd`` with ``env``; fail the test with its stderr's end unless it exits 0."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_processes(cmd):
+    """``cmd`` as processes 0 and 1 of a JAX distributed run on 127.0.0.1, one CPU device each."""
+    port = free_port()
+    procs = [subprocess.Popen([*cmd, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                               "--process-id", str(k)],
+                              env=env_with_devices(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for k in range(2)]
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for p in procs:  # a process that failed leaves its peer waiting: end both
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for p, err in zip(procs, errors):
+        assert p.returncode == 0, err[-3000:]

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-SECTIONS = ("scaling", "peers", "lambda_rules", "lean_step", "memory")
+SECTIONS = ("scaling", "peers", "lambda_rules", "lean_step", "pbt", "memory")
 
 pytestmark = pytest.mark.slow  # every test reads one --quick benchmark run of about a minute and a half
 
@@ -94,6 +94,11 @@ def test_every_section_is_measured_or_says_why(quick_run):
     for key in ("ratio_bytes", "ratio_flops", "ratio_time"):
         assert _number(lean[key]) and lean[key] > 0, key
 
+    pbt = data["sections"]["pbt"]
+    assert (pbt["populations"], pbt["members"], pbt["replicas"]) == (2, 2, 4) and pbt["epoch_extrapolated"]
+    for key in ("round", "elbo_fitness", "fid_fitness", "chunk", "epoch"):
+        assert _number(pbt["ms"][key]) and pbt["ms"][key] > 0, key
+
     memory = data["sections"]["memory"]
     assert [r["seeds"] for r in memory["rows"]] == [1, 2]
     assert all(_number(r["compiled_bytes"]) for r in memory["rows"])
@@ -108,9 +113,10 @@ def test_report_renders_the_runs_own_numbers(quick_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = md.read_text()
     for title in ("### Scaling over seeds", "### Peers", "### What the λ rules cost",
-                  "### The library's step against a bare one", "### Memory"):
+                  "### The library's step against a bare one", "### What population-based training costs",
+                  "### Memory"):
         assert title in text
-    assert text.count("Measured on " + data["machine"]) == 5 and data["date"][:10] in text
+    assert text.count("Measured on " + data["machine"]) == 6 and data["date"][:10] in text
     assert "quick" in text
 
     ms = data["sections"]["peers"]["ms_per_step"]
@@ -122,6 +128,8 @@ def test_report_renders_the_runs_own_numbers(quick_run, tmp_path):
     lean = data["sections"]["lean_step"]
     assert float(_row(text, "library / bare", "GB accessed per sweep step")) == pytest.approx(lean["ratio_bytes"],
                                                                                           abs=0.005)
+    pbt = data["sections"]["pbt"]["ms"]
+    assert _row(text, "fid fitness", "% of an epoch") == f"{100 * pbt['fid_fitness'] / pbt['epoch']:,.2f}"
     # what a quick run cannot measure shows as such
     assert "15 epochs of 30 seeds: not measured" in text and "Device memory: not measured" in text
 

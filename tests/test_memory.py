@@ -1,4 +1,5 @@
-"""The memory check: XLA's analysis of the chunk compiled on abstract arguments, before anything is allocated."""
+"""The memory check: XLA's analysis of the chunk (and of PBT's calls) compiled on abstract arguments, before anything
+is allocated."""
 
 import jax
 import numpy as np
@@ -7,7 +8,9 @@ import pytest
 from jaxwvae import config as config_lib
 from jaxwvae.config import grid
 from jaxwvae.devices import memory
-from jaxwvae.engine.plan import make_plan
+from jaxwvae.engine import sweep
+from jaxwvae.engine.plan import load_split, make_plan
+from jaxwvae.engine.population import Population
 from jaxwvae.engine.program import Program
 from jaxwvae.errors import UserError
 
@@ -73,3 +76,25 @@ def test_plan_uses_full_chunks_and_one_remainder(n_train, cap, chunk, remainder)
     assert sum(n for _, n in calls) == plan.steps_per_epoch
     assert [b for b, _ in calls] == list(np.cumsum([0] + [n for _, n in calls[:-1]]))
     assert all(n == chunk for _, n in calls[:-1])
+
+
+def test_pbt_calls_count_in_the_memory_check(data_dir, tmp_path, monkeypatch):
+    # 5,000 validation images (3.9 MB, an argument of the elbo fitness) against 1,000 training images: the
+    # fitness, not the chunk, is the run's largest call, and a limit the chunk alone fits in is refused.
+    config = config_lib.smoke(seeds=(0, 1), grid=((("lam", "0.5"),), (("lam", "2"),)), hidden=(32,), latent_dim=4,
+                              train_size=1000, validation_size=5000, pbt_every=5, steps_per_call=5, lambda_rule="fixed",
+                              data_dir=str(data_dir)).resolved()
+    train_u8, validation_u8 = load_split(config, "train"), load_split(config, "validation")
+    plan = make_plan(config, len(train_u8), 1)
+    program = Program.compile(config, plan, 784)
+    population = Population.build(config, program, validation_u8)
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(program.abstract_states))
+    assert population.bytes_per_device >= state_bytes + validation_u8.nbytes
+    resident = train_u8.nbytes + plan.padded * plan.n_train * 4
+    need = memory.with_pbt(program.bytes_per_device, population.bytes_per_device, resident)
+    assert need > program.bytes_per_device
+    limit = int(program.bytes_per_device / memory.SAFETY) + 1  # room for the chunk, not for the fitness
+    memory.check_fits(program.bytes_per_device, replicas=plan.padded, shared=train_u8.nbytes, limit=limit)
+    monkeypatch.setattr(memory, "device_limit", lambda: limit)
+    with pytest.raises(UserError, match=r"^4 replicas: the sweep needs"):
+        sweep.run(config, tmp_path / "run", progress=False)

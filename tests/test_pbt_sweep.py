@@ -1,6 +1,7 @@
 """Population-based training inside the sweep: the round on real states, the records, determinism, resume."""
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ from jaxwvae.engine.plan import load_split, make_plan
 from jaxwvae.engine.population import Population
 from jaxwvae.engine.program import Program
 from jaxwvae.replica.state import hyperparameter
-from tests.conftest import REPO, assert_same_run, checkpoints, kill, resume_command, run_to_end, start
+from tests.conftest import (REPO, assert_same_run, checkpoints, kill, resume_command, run_to_end, start,
+                            start_and_wait_for_training)
 
 GRID = ((("lam", "0.5"),), (("lam", "1"),), (("lam", "2"),), (("lam", "4"),))
 
@@ -82,13 +84,17 @@ def test_a_pbt_sweep_records_its_rounds_and_repeats_exactly(data_dir, tmp_path):
     assert "pbt" not in plain  # without PBT: no block, the grid as before
 
 
+def pbt_command(data_dir, *, checkpoint_every: int):
+    """A small PBT sweep.py run: 2 populations of 4, 3 epochs of 10 steps, a round every 5."""
+    return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", "2", "--grid", "lam=0.5,1,2,4",
+            "--pbt-every", "5", "--validation-size", "500", "--train-size", "1000", "--test-size", "500", "--epochs",
+            "3", "--hidden", "32,16", "--latent-dim", "4", "--steps-per-call", "5", "--checkpoint-every",
+            str(checkpoint_every), "--lambda-rule", "fixed", "--data-dir", str(data_dir)]
+
+
 @pytest.mark.slow  # real sweep.py processes
 def test_killed_pbt_run_resumes_to_the_same_events(data_dir, tmp_path):
-    args = ["--seeds", "2", "--grid", "lam=0.5,1,2,4", "--pbt-every", "5", "--validation-size", "500",
-            "--train-size", "1000", "--test-size", "500", "--epochs", "3", "--hidden", "32,16", "--latent-dim",
-            "4", "--steps-per-call", "5", "--checkpoint-every", "5", "--lambda-rule", "fixed", "--data-dir",
-            str(data_dir), "--no-progress"]
-    cmd = [sys.executable, str(REPO / "experiments" / "sweep.py"), *args]
+    cmd = [*pbt_command(data_dir, checkpoint_every=5), "--no-progress"]
     run_to_end([*cmd, "--out", str(tmp_path / "ref")])
     out = tmp_path / "run"
     proc = start([*cmd, "--out", str(out)])
@@ -100,6 +106,25 @@ def test_killed_pbt_run_resumes_to_the_same_events(data_dir, tmp_path):
     assert_same_run(tmp_path / "ref", out)
     events = json.loads((out / "results.json").read_text())["pbt"]["events"]
     assert {e["step"] for e in events} <= {5, 10, 15, 20, 25}
+
+
+@pytest.mark.slow  # real sweep.py processes
+def test_sigterm_pbt_run_resumes_to_the_same_events(data_dir, tmp_path):
+    # No periodic checkpoints: the only one is the stop's, saved after the round of its step.
+    cmd = pbt_command(data_dir, checkpoint_every=0)
+    run_to_end([*cmd, "--no-progress", "--out", str(tmp_path / "ref")])
+    out = tmp_path / "run"
+    proc, _ = start_and_wait_for_training([*cmd, "--out", str(out)], total=30)  # the first line: step 5's round ran
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err
+    stopped = checkpoints(out)
+    assert len(stopped) == 1 and 5 <= stopped[0] < 30 and stopped[0] % 5 == 0, stopped  # a round's step
+    assert not (out / "results.json").exists()
+    run_to_end(resume_command(out))
+    assert_same_run(tmp_path / "ref", out)
+    steps = [e["step"] for e in json.loads((out / "results.json").read_text())["pbt"]["events"]]
+    assert stopped[0] in steps  # the round of the stop's step ran once, before its checkpoint
 
 
 @pytest.mark.slow  # trains a small feature CNN and a sweep

@@ -5,16 +5,12 @@ talk over 127.0.0.1 with JAX's CPU (gloo) collectives. Every run is a real sweep
 """
 
 import json
-import os
-import pathlib
-import socket
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, env_with_devices, run_ok, run_two_processes
 
 pytestmark = pytest.mark.slow  # real sweep.py processes on several (faked) devices and processes
 
@@ -23,17 +19,6 @@ def command(data_dir, out, seeds, *extra):
     return [sys.executable, str(REPO / "experiments" / "sweep.py"), "--seeds", str(seeds), "--data-dir",
             str(data_dir), "--out", str(out), "--train-size", "1000", "--test-size", "500", "--epochs", "2",
             "--hidden", "32,16", "--latent-dim", "4", "--steps-per-call", "5", "--no-progress", *extra]
-
-
-def env_with_devices(n: int) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n}".strip()
-    return env
-
-
-def run(cmd, env):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def outputs(out):
@@ -71,41 +56,22 @@ def assert_same(a, b):
 @pytest.fixture(scope="module")
 def single(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("single")
-    run(command(data_dir, out, 3), env_with_devices(1))
+    run_ok(command(data_dir, out, 3), env_with_devices(1))
     return out
 
 
 def test_three_seeds_on_four_devices_equal_one_device(single, data_dir, tmp_path):
     out = tmp_path / "four"
-    run(command(data_dir, out, 3), env_with_devices(4))
+    run_ok(command(data_dir, out, 3), env_with_devices(4))
     results, history = outputs(out)
     assert results["device"].startswith("cpu: 4 x")
     assert len(results["runs"]) == 3 and history["loss"].shape[0] == 3  # the padding replica never shows
     assert_same(single, out)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_equal_one_process(single, data_dir, tmp_path):
     out = tmp_path / "two"
-    port = free_port()
-    procs = [subprocess.Popen(command(data_dir, out, 3, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                                      "--process-id", str(k)),
-                              env=env_with_devices(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for k in range(2)]
-    try:
-        errors = [p.communicate(timeout=300)[1] for p in procs]
-    finally:
-        for p in procs:  # a process that failed leaves its peer waiting: end both
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    for p, err in zip(procs, errors):
-        assert p.returncode == 0, err[-3000:]
+    run_two_processes(command(data_dir, out, 3))
     results, _ = outputs(out)
     assert "over 2 processes" in results["device"]
     assert_same(single, out)

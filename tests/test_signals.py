@@ -61,18 +61,6 @@ def caught(pid: int) -> int:
     raise AssertionError("no SigCgt line")
 
 
-def start_and_wait_for_training(cmd):
-    """Start the sweep and return once it prints its first progress line (a chunk has run)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if re.search(rf"\] [1-9]\d*/{TOTAL} steps", line):
-            return proc, seen
-    proc.wait()
-    raise AssertionError(f"the run ended before training started: {''.join(seen)}")
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
@@ -84,7 +72,7 @@ def uninterrupted(data_dir, tmp_path_factory):
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_at_a_chunk_and_resume_equals_uninterrupted(uninterrupted, signum, status, data_dir, tmp_path):
     out = tmp_path / "run"
-    proc, seen = start_and_wait_for_training(command(data_dir, out))
+    proc, seen = start_and_wait_for_training(command(data_dir, out), TOTAL)
     proc.send_signal(signum)
     stdout, rest = proc.communicate(timeout=600)
     assert proc.returncode == status, rest
@@ -105,7 +93,7 @@ def test_signal_stops_at_a_chunk_and_resume_equals_uninterrupted(uninterrupted, 
 
 def test_second_signal_exits_at_once_and_loses_nothing(uninterrupted, data_dir, tmp_path):
     out = tmp_path / "run"
-    proc, _ = start_and_wait_for_training(command(data_dir, out))
+    proc, _ = start_and_wait_for_training(command(data_dir, out), TOTAL)
     term = 1 << (signal.SIGTERM - 1)
     assert caught(proc.pid) & term  # the CLI's handler is installed
     proc.send_signal(signal.SIGTERM)

@@ -4,8 +4,10 @@ The sweep compiles its chunk on abstract arguments (shapes, dtypes and
 shardings; no array exists yet) and reads ``memory_analysis()``: arguments +
 temporaries + outputs not aliased to the donated state, per device. That
 figure covers everything the architecture, the optimiser, the λ rule and XLA's
-own buffers need, so nothing here repeats the model. On CPU (no device memory
-limit) nothing is checked.
+own buffers need, so nothing here repeats the model. A run with population-based
+training also compiles its round and its validation evaluation (the validation
+images are one of its arguments) and takes the larger of its calls
+(:func:`with_pbt`). On CPU (no device memory limit) nothing is checked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,22 @@ def compiled_bytes(analysis) -> int | None:
         return None
     return int(analysis.argument_size_in_bytes + analysis.temp_size_in_bytes
                + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
+
+
+def with_pbt(chunk: int | None, pbt: int | None, resident: int) -> int | None:
+    """Bytes per device of a run whose PBT calls (round, fitness) run between its training calls.
+
+    ``chunk`` and ``pbt`` are :func:`compiled_bytes` of the largest training call and of the larger
+    PBT call; ``resident`` what stays on a device between calls without being a PBT call's argument
+    (the training images and the epoch's orders, arguments of the chunk only). The states are
+    arguments of every call, so counted once in each figure.
+
+    >>> with_pbt(100, 80, 30), with_pbt(100, 60, 30), with_pbt(100, None, 30), with_pbt(None, 60, 30)
+    (110, 100, 100, 90)
+    """
+    if pbt is None:
+        return chunk
+    return max(chunk or 0, pbt + resident)
 
 
 def device_limit() -> int | None:

@@ -9,6 +9,11 @@ evolving fields (:mod:`jaxwvae.core.pbt`, :mod:`jaxwvae.config.pbt`). Parameters
 devices. A diverged member's fitness is NaN, the worst of its population: it is replaced at the
 round, and the donor's healthy ``diverged_step`` lifts its freeze.
 
+Both calls are compiled on abstract states when the run is built, before any state exists, and
+:attr:`Population.bytes_per_device` is XLA's figure of the larger one, for the memory check
+(:func:`jaxwvae.devices.memory.with_pbt`). The ``fid`` fitness runs outside these calls, a group of
+replicas at a time (:mod:`jaxwvae.evaluation.fid_fitness`), and is not counted.
+
 Keys: population ``j``'s draws come from its seed's key (``PRNGKey(seed_j)``, stream
 ``PBT_STREAM``, the round's index), so a seed's populations do not depend on which other seeds
 share the sweep, and a resumed run draws the same.
@@ -27,7 +32,7 @@ import numpy as np
 from jaxwvae.config import SweepConfig
 from jaxwvae.config import pbt as pbt_config
 from jaxwvae.core import pbt
-from jaxwvae.devices import distributed
+from jaxwvae.devices import distributed, memory
 from jaxwvae.engine.program import Program
 from jaxwvae.replica.state import hyperparameter, with_hyperparameter
 
@@ -68,11 +73,16 @@ class Population:
     members: np.ndarray  # [populations, members] replica indices (core.pbt.seed_populations)
     fields: tuple[str, ...]  # the evolving fields, in the order their draws are keyed
     external: FitnessFn | None  # the fid fitness, from the evaluation layer
-    compiled_round: Callable = dataclasses.field(repr=False)  # jit: (states, fitness, k) -> (states, record)
+    compiled_round: Callable = dataclasses.field(repr=False)  # (states, fitness, k) -> (states, record)
+    evaluate: Callable | None = dataclasses.field(repr=False)  # (states, images) -> metrics; None for fid
+    bytes_per_device: int | None = None  # XLA's figure of the larger of the round and the evaluation
 
     @classmethod
     def build(cls, config: SweepConfig, program: Program, validation_u8, fitness_fn: FitnessFn | None = None):
-        """The run's populations; ``fitness_fn`` is required for ``pbt_fitness='fid'`` (and used only then)."""
+        """The run's populations, their round and evaluation compiled on ``program``'s abstract states.
+
+        ``fitness_fn`` is required for ``pbt_fitness='fid'`` (and used only then).
+        """
         if config.pbt_fitness == "fid" and fitness_fn is None:
             raise ValueError("pbt_fitness='fid' needs the fitness function of jaxwvae.evaluation.fid_fitness")
         members = pbt.seed_populations(len(config.grid), len(config.seeds))
@@ -85,16 +95,26 @@ class Population:
                         **({"choices": np.asarray(choices, np.float32)} if choices else {})}
         fn = jax.jit(lambda states, fitness, k: _round(
             states, fitness, k, seeds=jnp.asarray(config.seeds, jnp.int32), members=members, fields=fields,
-            specs=specs, fraction=config.pbt_fraction), donate_argnums=0)
-        return cls(config, program, np.asarray(validation_u8), members, fields,
-                   fitness_fn if config.pbt_fitness == "fid" else None, fn)
+            specs=specs, fraction=config.pbt_fraction), donate_argnums=0,
+            out_shardings=program.sharded)  # as the calls take them: XLA alone would replicate the gather
+        fitness = jax.ShapeDtypeStruct((program.plan.padded,), jnp.float32, sharding=program.sharded)
+        compiled = fn.lower(program.abstract_states, fitness, jax.ShapeDtypeStruct((), jnp.int32)).compile()
+        sizes = [memory.compiled_bytes(compiled.memory_analysis())]
+        validation_u8 = np.asarray(validation_u8)
+        evaluate = None
+        if config.pbt_fitness != "fid":
+            evaluate, size = program.evaluation(len(validation_u8), validation_u8.shape[1])
+            sizes.append(size)
+        sizes = [v for v in sizes if v is not None]
+        return cls(config, program, validation_u8, members, fields, fitness_fn if evaluate is None else None,
+                   compiled, evaluate, max(sizes) if sizes else None)
 
     def fitness(self, states) -> np.ndarray:
         """Each replica's validation fitness, float32 ``[padded replicas]``: lower is better, NaN if none."""
         if self.external is not None:
             values = self.external(states.params, self.program.table["seed"])
         else:
-            metrics = self.program.evaluate(states, self.validation_u8)
+            metrics = self.evaluate(states, self.validation_u8)
             values = metrics["rec"] + (metrics["kl"] if self.config.pbt_fitness == "elbo" else 0.0)
         return np.asarray(values, np.float32)
 

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -79,6 +80,14 @@ def over_replicas(fn: Callable, loop: str, in_axes: tuple) -> Callable:
     return mapped
 
 
+def _evaluation_batch(n: int) -> tuple[int, int]:
+    """``(batch, images used)`` of an evaluation of ``n`` images: a divisor near ``EVAL_BATCH``, whole batches."""
+    batch = largest_divisor_at_most(n, EVAL_BATCH)
+    if batch < EVAL_BATCH // 10:
+        batch = min(n, EVAL_BATCH)
+    return batch, n - n % batch
+
+
 @functools.lru_cache(maxsize=None)
 def _evaluator(loop: str, batch: int) -> Callable:
     """``jit`` of :func:`jaxwvae.replica.train.evaluate` over the replicas, in batches of ``batch`` images."""
@@ -105,6 +114,7 @@ class Program:
     compile_s: float  # seconds spent compiling
     sharded: NamedSharding  # the replica axis split over the devices
     replicated: NamedSharding  # a whole copy on every device
+    abstract_states: Any = dataclasses.field(repr=False)  # the states' shapes, dtypes and shardings
     create_states: Callable = dataclasses.field(repr=False)  # jit: (seeds, table) -> stacked states
     epoch_order: Callable = dataclasses.field(repr=False)  # jit: (states, epoch, n_train) -> each replica's order
 
@@ -131,12 +141,23 @@ class Program:
 
     def evaluate(self, states, images_u8) -> dict:
         """Per-replica metrics (per-image means) over ``images_u8`` (truncated to a whole number of batches)."""
-        n = len(images_u8)
-        batch = largest_divisor_at_most(n, EVAL_BATCH)
-        if batch < EVAL_BATCH // 10:
-            batch = min(n, EVAL_BATCH)
-        n = n - n % batch
+        batch, n = _evaluation_batch(len(images_u8))
         return distributed.to_host(_evaluator(self.loop, batch)(states, self.put_images(images_u8[:n])))
+
+    def evaluation(self, n_images: int, in_dim: int) -> tuple[Callable, int | None]:
+        """:meth:`evaluate` of ``n_images`` images compiled on abstract arguments, and its bytes per device.
+
+        Returns ``(fn, bytes)``: ``fn(states, images_u8)`` gives :meth:`evaluate`'s metrics;
+        ``bytes`` is XLA's figure (:func:`jaxwvae.devices.memory.compiled_bytes`), the images included.
+        """
+        batch, n = _evaluation_batch(n_images)
+        images = jax.ShapeDtypeStruct((n, in_dim), np.uint8, sharding=self.replicated)
+        compiled = _evaluator(self.loop, batch).lower(self.abstract_states, images).compile()
+
+        def fn(states, images_u8):
+            return distributed.to_host(compiled(states, self.put_images(images_u8[:n])))
+
+        return fn, memory.compiled_bytes(compiled.memory_analysis())
 
     @classmethod
     def compile(cls, config: SweepConfig, plan: Plan, in_dim: int) -> Program:
@@ -169,4 +190,5 @@ class Program:
         order = jax.jit(jax.vmap(train.epoch_order, in_axes=(0, None, None)), static_argnums=2, out_shardings=sharded)
         return cls(config=config, plan=plan, loop=loop, table=table, calls=calls, metric_names=tuple(sorted(metrics)),
                    bytes_per_device=max(sizes) if sizes else None, compile_s=time.perf_counter() - start,
-                   sharded=sharded, replicated=replicated, create_states=create, epoch_order=order)
+                   sharded=sharded, replicated=replicated, abstract_states=states, create_states=create,
+                   epoch_order=order)

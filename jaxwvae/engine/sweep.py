@@ -100,10 +100,13 @@ def _run(config: SweepConfig | None, out, held: contextlib.ExitStack, *, resume:
     distributed.barrier("jaxwvae-out-ready")
     plan = make_plan(config, len(train_u8), jax.device_count())
     program = Program.compile(config, plan, train_u8.shape[1])  # on abstract arguments: nothing allocated yet
-    memory.check_fits(program.bytes_per_device, replicas=plan.padded, shared=train_u8.nbytes)
+    population = Population.build(config, program, validation_u8, fitness_fn) if plan.pbt_every else None
+    orders_bytes = plan.padded // jax.device_count() * plan.n_train * 4  # int32 per replica, sharded
+    need = memory.with_pbt(program.bytes_per_device, population.bytes_per_device if population else None,
+                           resident=train_u8.nbytes + orders_bytes)
+    memory.check_fits(need, replicas=plan.padded, shared=train_u8.nbytes)
     images = program.put_images(train_u8)
     states = program.init_states()
-    population = Population.build(config, program, validation_u8, fitness_fn) if plan.pbt_every else None
     history = History(program.metric_names, plan.padded, plan.total_steps,
                       round_names(population.fields) if population else (), len(plan.pbt_steps))
     host = host_rule(config, plan.padded) if plan.host_lambda else None
