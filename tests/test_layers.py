@@ -12,7 +12,6 @@ in ``tests/conftest.py``.
 """
 
 import ast
-import importlib
 import pathlib
 
 import pytest

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, start_and_wait_for_training
+
 TOTAL = 120
 
 pytestmark = pytest.mark.slow  # real sweep.py processes, trained to the end
