@@ -96,14 +96,23 @@ def test_a_rerun_reads_the_finished_sweeps(study_out, data_dir):
 
 
 def test_reproduces_figures_reads_t_and_the_reconstruction():
+    """The claim reads the last two epochs' means (``reports.cells``' summary facts), computed here from a history."""
+    from jaxwvae.reports.cells import _series_facts
+
     steps = 10
+
+    def last(t_gap, rec):
+        history = {"loss": rec[None], "t_gap": t_gap[None], "rec": rec[None]}
+        return _series_facts(history, epochs=3)[0]["last_epoch"]
+
     falling = np.linspace(200.0, 100.0, 3 * steps)
     t_small = np.full(3 * steps, -0.2)
     run = {"kl": 5.0}
-    assert study.reproduces_figures(run, {"t_gap": t_small, "rec": falling}, steps)
-    assert not study.reproduces_figures(run, {"t_gap": t_small - 5.0, "rec": falling}, steps)  # T far from 0
-    assert not study.reproduces_figures(run, {"t_gap": t_small, "rec": falling[::-1]}, steps)  # rec rising
-    assert not study.reproduces_figures({"kl": 0.1}, {"t_gap": t_small, "rec": falling}, steps)  # collapsed
+    assert study.reproduces_figures(run, last(t_small, falling))
+    assert not study.reproduces_figures(run, last(t_small - 5.0, falling))  # T far from 0
+    assert not study.reproduces_figures(run, last(t_small, falling[::-1]))  # rec rising
+    assert not study.reproduces_figures({"kl": 0.1}, last(t_small, falling))  # collapsed
+    assert not study.reproduces_figures(run, {"t_gap": None, "rec": 1.0, "rec_before": 2.0})  # no finite T
 
 
 def test_a_subset_of_readings_has_no_phase_map():
