@@ -81,3 +81,14 @@ def test_a_run_returns_its_facts_and_history_and_warns(data_dir, tmp_path, monke
         assert "point  n  test loss" in text and "collapsed  diverged  excluded" in text
         assert "note: 2 of 2 replicas ended in posterior collapse" in text
         assert f"next: python experiments/sweep.py --resume --out {tmp_path / 'run'} --plots" in text
+
+
+def test_generate_writes_samples_and_reconstructions_of_a_finished_run(data_dir, tmp_path, capsys):
+    from jaxwvae import commands
+
+    config = config_lib.smoke(data_dir=str(data_dir), train_size=500, test_size=200, hidden=(32, 16), latent_dim=4)
+    sweep.run(config, tmp_path, progress=False)
+    assert commands.main(["generate", str(tmp_path), "--replicas", "2", "--n", "4"]) == 0
+    assert "prior_samples.png" in capsys.readouterr().out
+    assert (tmp_path / "test_reconstructions.png").read_bytes()[:4] == b"\x89PNG"
+    assert commands.main(["generate", str(tmp_path / "nowhere")]) == 2  # no finished run: one line, status 2

@@ -24,6 +24,7 @@ COMMANDS = {
     "lambda-study": ("lambda_study", "every reading of the paper's λ schedule, with FID and collapse"),
     "autolambda-study": ("autolambda_study", "the automatic λ rules (paper, pi, geco) against λ fixed, on FID"),
     "forecast-agreement": ("forecast_agreement", "how often the device forecaster's sign is statsmodels'"),
+    "generate": ("generate", "prior samples and test reconstructions of a finished run, as PNGs"),
 }
 
 
