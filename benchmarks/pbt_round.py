@@ -33,6 +33,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -133,27 +134,33 @@ def whole_run(*, repeats: int, **kw) -> dict:
     """Wall seconds of whole sweep.py processes, with a fid round every epoch and without, alternately.
 
     One warm-up pair first (it also trains and caches the feature CNN if need be), then ``repeats``
-    pairs; the ratio is the median of the pairwise ratios, so a drift in the machine's speed cancels.
+    pairs; each ratio is the median of the pairwise ratios, so a drift in the machine's speed cancels.
+    Besides wall seconds, each process's CPU seconds (user + system): on a CPU shared with another
+    job, the wall time also counts the time the other job took, the CPU time much less so.
     """
     commands = dict(zip(("pbt", "plain"), sweep_commands(**kw)))
-    walls = {"pbt": [], "plain": []}
-    train_s = {"pbt": [], "plain": []}
+    walls, cpus, train_s = ({"pbt": [], "plain": []} for _ in range(3))
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(repeats + 1):
             for name, cmd in commands.items():
                 out = pathlib.Path(tmp) / f"{name}-{k}"
-                start = time.perf_counter()
+                start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True)
                 if k:  # the first pair is the warm-up
                     walls[name].append(time.perf_counter() - start)
+                    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpus[name].append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
                     train_s[name].append(json.loads((out / "results.json").read_text())["timing"]["train_s"])
     ratios = [a / b for a, b in zip(walls["pbt"], walls["plain"])]
+    cpu_ratios = [a / b for a, b in zip(cpus["pbt"], cpus["plain"])]
     return {"benchmark": "pbt_whole_run", **{k: v for k, v in kw.items() if k != "data_dir"}, "repeats": repeats,
-            "rounds": kw["epochs"] - 1, "commands": {k: [str(a) for a in v[1:]] for k, v in commands.items()},
-            "wall_s": walls, "train_s": train_s,
+            "rounds": kw["epochs"] - 1, "commands": {k: ["experiments/sweep.py", *v[2:]] for k, v in commands.items()},
+            "wall_s": walls, "cpu_s": cpus, "train_s": train_s,
             "median_wall_s": {k: statistics.median(v) for k, v in walls.items()},
+            "median_cpu_s": {k: statistics.median(v) for k, v in cpus.items()},
             "median_train_s": {k: statistics.median(v) for k, v in train_s.items()},
-            "ratio_wall": statistics.median(ratios), "ratios": ratios}
+            "ratio_wall": statistics.median(ratios), "ratios": ratios,
+            "ratio_cpu": statistics.median(cpu_ratios), "cpu_ratios": cpu_ratios}
 
 
 def main() -> None:
@@ -180,7 +187,10 @@ def main() -> None:
         print(f"{args.populations} populations x {args.members} members, {args.whole_run} epochs, "
               f"{out['rounds']} fid rounds; medians of {args.repeats} whole sweep.py runs")
         print(f"  with a fid round per epoch {out['median_wall_s']['pbt']:8.1f} s   "
-              f"without PBT {out['median_wall_s']['plain']:8.1f} s   ratio {out['ratio_wall']:.3f}")
+              f"without PBT {out['median_wall_s']['plain']:8.1f} s   ratio {out['ratio_wall']:.3f} "
+              f"(pairs {', '.join(f'{r:.3f}' for r in out['ratios'])})")
+        print(f"  CPU seconds: {out['median_cpu_s']['pbt']:.1f} and {out['median_cpu_s']['plain']:.1f}, "
+              f"ratio {out['ratio_cpu']:.3f} (pairs {', '.join(f'{r:.3f}' for r in out['cpu_ratios'])})")
         common.write(args.json, {**out, "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS")})
         return
     recipe = {"train_size": args.feature_train_size} if args.feature_train_size else None
